@@ -14,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 	"time"
 )
 
@@ -78,4 +80,94 @@ func (d Decision) Err(rule *Rule) error {
 type Store interface {
 	// Take counts cost calls of identity against rule and reports the decision.
 	Take(ctx context.Context, rule *Rule, identity string, cost int64) (Decision, error)
+}
+
+// Limiter decides, for generated wrappers, whether a call may run. Create one per process
+// and share it between all wrappers; it is safe for concurrent use.
+type Limiter struct {
+	store    Store
+	fallback *MemoryStore
+	timeout  time.Duration
+	logger   *slog.Logger
+
+	outage atomic.Bool // the store is failing and decisions are made locally
+}
+
+// Option configures a Limiter.
+type Option func(*Limiter)
+
+// WithLogger sets the logger for denied calls (debug) and store outages (warn, info).
+// The default is slog.Default().
+func WithLogger(logger *slog.Logger) Option {
+	return func(l *Limiter) { l.logger = logger }
+}
+
+// WithTimeout sets how long one decision may wait for the store; after that the call is
+// decided locally. The default is 50ms.
+func WithTimeout(timeout time.Duration) Option {
+	return func(l *Limiter) { l.timeout = timeout }
+}
+
+// New returns a Limiter that keeps its counters in store, or in a new MemoryStore when
+// store is nil.
+func New(store Store, opts ...Option) *Limiter {
+	l := &Limiter{store: store, timeout: 50 * time.Millisecond, logger: slog.Default()}
+	if store == nil {
+		l.store = NewMemoryStore()
+	}
+	for _, opt := range opts {
+		opt(l)
+	}
+	if _, local := l.store.(*MemoryStore); !local {
+		l.fallback = NewMemoryStore()
+	}
+	return l
+}
+
+// Allow counts one call of identity against rule and reports whether it may run.
+func (l *Limiter) Allow(rule *Rule, identity string) Decision {
+	return l.AllowN(context.Background(), rule, identity, 1)
+}
+
+// AllowN counts cost calls of identity against rule. When the store fails or does not
+// answer within the limiter's timeout, the same rule is enforced in process memory until
+// the store answers again.
+func (l *Limiter) AllowN(ctx context.Context, rule *Rule, identity string, cost int64) Decision {
+	var d Decision
+	if l.fallback == nil {
+		d, _ = l.store.Take(ctx, rule, identity, cost)
+	} else {
+		d = l.takeRemote(ctx, rule, identity, cost)
+	}
+	if !d.Allowed && l.logger.Enabled(ctx, slog.LevelDebug) {
+		l.logger.DebugContext(ctx, "limitgen: call denied", "pool", rule.Pool,
+			"identity", shorten(identity), "retry_after", d.RetryAfter)
+	}
+	return d
+}
+
+func (l *Limiter) takeRemote(ctx context.Context, rule *Rule, identity string, cost int64) Decision {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	d, err := l.store.Take(ctx, rule, identity, cost)
+	cancel()
+	if err == nil {
+		if l.outage.CompareAndSwap(true, false) {
+			l.logger.Info("limitgen: store answers again; limits are shared again")
+		}
+		return d
+	}
+	if l.outage.CompareAndSwap(false, true) {
+		l.logger.Warn("limitgen: store failed; enforcing limits in this process until it "+
+			"answers", "error", err)
+	}
+	d, _ = l.fallback.Take(ctx, rule, identity, cost)
+	return d
+}
+
+// shorten keeps a log line short when an identity is huge.
+func shorten(identity string) string {
+	if len(identity) <= 64 {
+		return identity
+	}
+	return identity[:64] + "…"
 }

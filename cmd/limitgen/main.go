@@ -1,0 +1,121 @@
+// Command limitgen writes rate-limited wrappers for Socket.IO handlers annotated with
+// //limit:socketio directives.
+//
+// Usage:
+//
+//	limitgen [flags] [packages]
+//
+// For every file F.go with annotated handlers, limitgen writes F_limited.go beside it (and
+// F_limited_test.go for F_test.go). Run it with go generate:
+//
+//	//go:generate go run github.com/limitgen/limitgen/cmd/limitgen
+//
+// or as a tool of the module (go get -tool github.com/limitgen/limitgen/cmd/limitgen):
+//
+//	//go:generate go tool limitgen
+//
+// In CI, "limitgen -check ./..." writes nothing and exits 1 with a diff when a generated
+// file is missing, stale or out of date.
+//
+// The packages default to ".". limitgen prints a one-line summary; -v also lists every
+// handler and its rule. It exits 1 on any error, and then writes nothing.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/limitgen/limitgen/generator"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("limitgen", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	verbose := flags.Bool("v", false, "list every handler with its rule")
+	tags := flags.String("tags", "", "comma-separated build tags to load packages with")
+	check := flags.Bool("check", false, "write nothing; print a diff and exit 1 if any "+
+		"generated file is missing, stale or out of date")
+	flags.Usage = func() {
+		fmt.Fprintf(stderr, "usage: limitgen [flags] [packages]\n\n"+
+			"Writes F_limited.go beside each Go file F.go with //limit:socketio handlers.\n\n")
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(args); err != nil {
+		return 2
+	}
+
+	cfg := generator.Config{}
+	if *tags != "" {
+		cfg.BuildFlags = []string{"-tags=" + *tags}
+	}
+	plan, err := generator.Generate(cfg, flags.Args()...)
+	if err != nil {
+		report(stderr, err)
+		return 1
+	}
+	if *verbose {
+		for _, h := range plan.Handlers {
+			fmt.Fprintf(stdout, "%s: %s: %s\n", relative(h.Pos.String()), h.Display, h.Rule())
+		}
+	}
+	if *check {
+		return runCheck(plan, stdout, stderr)
+	}
+	summary, err := plan.Apply()
+	if err != nil {
+		report(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "limitgen: %d handlers, %d files written, %d unchanged, %d removed\n",
+		summary.Handlers, summary.Written, summary.Unchanged, summary.Removed)
+	return 0
+}
+
+// runCheck prints what generating would change, and fails when it would change anything.
+func runCheck(plan *generator.Plan, stdout, stderr io.Writer) int {
+	diff, err := plan.Check()
+	if err != nil {
+		report(stderr, err)
+		return 1
+	}
+	if len(diff) > 0 {
+		stdout.Write([]byte(relative(string(diff))))
+		fmt.Fprintf(stderr, "limitgen: generated files are out of date; run go generate "+
+			"and commit the result\n")
+		return 1
+	}
+	fmt.Fprintf(stdout, "limitgen: %d handlers, %d files up to date\n", len(plan.Handlers),
+		len(plan.Files))
+	return 0
+}
+
+// report prints each problem on its own line, with paths relative to the current directory.
+func report(w io.Writer, err error) {
+	var list generator.ErrorList
+	if errors.As(err, &list) {
+		for _, e := range list {
+			fmt.Fprintf(w, "%s\n", relative(e.Error()))
+		}
+		fmt.Fprintf(w, "limitgen: %d problems; nothing was written\n", len(list))
+		return
+	}
+	fmt.Fprintf(w, "limitgen: %s\n", relative(err.Error()))
+}
+
+// relative shortens absolute paths under the current directory in a message.
+func relative(msg string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return msg
+	}
+	return strings.ReplaceAll(msg, wd+string(filepath.Separator), "")
+}
