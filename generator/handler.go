@@ -462,7 +462,7 @@ func planDisconnect(sf sourceFile, h *Handler, root *types.Var) bool {
 			params := fn.Type().(*types.Signature).Params()
 			if params.Len() == 1 && types.Identical(params.At(0).Type().Underlying(),
 				types.Typ[types.Bool]) {
-				h.plan.disconnect = h.plan.nameOf(v) + ".Disconnect(true)"
+				h.plan.disconnect = h.plan.nameOf(v) + ".Disconnect(false)"
 				return true
 			}
 		}
