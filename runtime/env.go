@@ -1,0 +1,57 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// FromEnv returns a Limiter on Redis when the environment variable REDIS_URL is set, and on
+// a new MemoryStore otherwise.
+//
+// REDIS_URL takes the forms go-redis parses: redis://[user:password@]host:port/db,
+// rediss:// for TLS, unix:///path/to/redis.sock, and for a Redis Cluster
+// redis://host1:port1?addr=host2:port2&addr=host3:port3 (several seed addresses).
+// FromEnv pings Redis once, so that a wrong address fails at start-up, not on the first
+// event.
+func FromEnv(opts ...Option) (*Limiter, error) {
+	raw := os.Getenv("REDIS_URL")
+	if raw == "" {
+		return New(NewMemoryStore(), opts...), nil
+	}
+	client, err := clientFromURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("limitgen: REDIS_URL: %w; fix it or unset it to count in memory",
+			err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("limitgen: REDIS_URL: ping: %w; check that Redis is running "+
+			"and reachable, or unset REDIS_URL to count in memory", err)
+	}
+	return New(NewRedisStore(client), opts...), nil
+}
+
+// clientFromURL builds a cluster client when the URL names several addresses with addr=,
+// and a single-server client otherwise.
+func clientFromURL(raw string) (redis.UniversalClient, error) {
+	u, err := url.Parse(raw)
+	if err == nil && u.Query().Has("addr") {
+		opts, err := redis.ParseClusterURL(raw)
+		if err != nil {
+			return nil, err
+		}
+		return redis.NewClusterClient(opts), nil
+	}
+	opts, err := redis.ParseURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewClient(opts), nil
+}

@@ -1,0 +1,79 @@
+package runtime
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisStore keeps counters in Redis, so that every server instance sharing the Redis
+// enforces one limit together.
+//
+// Each decision is one Lua script run atomically inside Redis: read the counter and its
+// remaining time-to-live, then either count the call or not. Windows are timed by Redis's
+// own clock (key expiry), never by the app servers' clocks, so servers whose clocks disagree
+// still agree on windows. A counter is always written together with its TTL, and a counter
+// found without one (written by something else, or left by a crash of an older tool) starts
+// a fresh window with a TTL, so no identity is ever locked out for good.
+//
+// Keys look like limitgen:{H}:POOL, where H is the first 128 bits of the SHA-256 of the
+// identity in hex: any identity, whatever bytes it holds or however long it is, gives a key
+// of fixed length, and the braces put all keys of one identity in one Redis Cluster slot.
+type RedisStore struct {
+	client redis.UniversalClient
+}
+
+// NewRedisStore returns a store that keeps its counters in the Redis that client talks to:
+// a single server, a Sentinel-managed one or a Cluster.
+func NewRedisStore(client redis.UniversalClient) *RedisStore {
+	return &RedisStore{client: client}
+}
+
+// fixedWindow counts one decision. KEYS[1] is the counter; ARGV is the window in
+// milliseconds, the allowance and the cost. It returns {allowed, count, ms until reset}.
+// redis.Script runs it with EVALSHA and loads it again after a SCRIPT FLUSH or a restart.
+var fixedWindow = redis.NewScript(`
+local window = tonumber(ARGV[1])
+local allowance = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then
+  -- No counter (-2), a counter without a TTL (-1) or one expiring now: a fresh window.
+  count = 0
+  ttl = window
+end
+
+if count + cost > allowance then
+  return {0, count, ttl}
+end
+count = count + cost
+redis.call('SET', KEYS[1], count, 'PX', ttl)
+return {1, count, ttl}
+`)
+
+// Take counts cost calls of identity in rule's pool with one script call.
+func (s *RedisStore) Take(ctx context.Context, rule *Rule, identity string, cost int64) (Decision, error) {
+	key := redisKey(rule.Pool, identity)
+	windowMs := rule.Window.Milliseconds()
+	res, err := fixedWindow.Run(ctx, s.client, []string{key}, windowMs, rule.Allowance, cost).
+		Int64Slice()
+	if err != nil {
+		return Decision{}, fmt.Errorf("limitgen: redis decision for pool %q: %w", rule.Pool, err)
+	}
+	if len(res) != 3 {
+		return Decision{}, fmt.Errorf("limitgen: redis script returned %v, want 3 numbers", res)
+	}
+	return decide(rule, res[0] == 1, res[1], time.Duration(res[2])*time.Millisecond), nil
+}
+
+// redisKey is the counter's key for (pool, identity); see RedisStore.
+func redisKey(pool, identity string) string {
+	sum := sha256.Sum256([]byte(identity))
+	return "limitgen:{" + hex.EncodeToString(sum[:16]) + "}:" + pool
+}
