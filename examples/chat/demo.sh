@@ -1,6 +1,7 @@
 #!/bin/sh
-# demo.sh builds the chat example, starts it on a free loopback port counting in memory,
-# runs the demo client (e2e/client/demo.js) against it, and stops it.
+# demo.sh generates the chat example's limited wrappers, builds it, starts it on a free
+# loopback port counting in memory, runs the demo client (e2e/client/demo.js) against it,
+# and stops it.
 #
 # Needs: Go, Node.js 18 or later, and the client's packages: npm ci --prefix e2e/client
 # (run from the repository root). Set DEMO_LOG=1 to see the server's log afterwards.
@@ -33,6 +34,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+echo "generating the limited wrappers (go generate)"
+(cd "$here" && go generate ./...)
 
 echo "building examples/chat"
 go build -C "$here" -o "$tmp/chat" .
