@@ -16,8 +16,8 @@ import (
 )
 
 // emitFile renders the generated file for the annotated handlers of one source file.
-func emitFile(l *loaded, sf sourceFile, handlers []*Handler) ([]byte, error) {
-	f := jen.NewFilePathName(sf.pkg.PkgPath, sf.pkg.Name)
+func emitFile(sf sourceFile, handlers []*Handler) ([]byte, error) {
+	f := jen.NewFilePathName(sf.types.Path(), sf.types.Name())
 	header := Header
 	if expr := buildConstraint(sf); expr != nil {
 		header += "\n\n//go:build " + expr.String()
@@ -29,8 +29,8 @@ func emitFile(l *loaded, sf sourceFile, handlers []*Handler) ([]byte, error) {
 		if i > 0 {
 			f.Line()
 		}
-		r := &renderer{fset: l.fset, src: l.source(sf.path), info: sf.pkg.TypesInfo,
-			pkg: sf.pkg.Types, renamed: h.plan.renamed}
+		r := &renderer{fset: sf.fset, src: sf.src, info: sf.info,
+			pkg: sf.types, renamed: h.plan.renamed}
 		emitWrapper(f, r, h)
 	}
 
@@ -54,9 +54,9 @@ func chooseImportNames(f *jen.File, sf sourceFile, handlers []*Handler) {
 
 	chosen := map[string]string{}
 	for _, spec := range sf.ast.Imports {
-		obj, _ := sf.pkg.TypesInfo.Implicits[spec].(*types.PkgName)
+		obj, _ := sf.info.Implicits[spec].(*types.PkgName)
 		if spec.Name != nil {
-			obj, _ = sf.pkg.TypesInfo.Defs[spec.Name].(*types.PkgName)
+			obj, _ = sf.info.Defs[spec.Name].(*types.PkgName)
 		}
 		if obj == nil {
 			continue

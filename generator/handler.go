@@ -47,7 +47,7 @@ type identity struct {
 }
 
 // findHandlers collects the directives of one file and checks each annotated declaration.
-func findHandlers(l *loaded, sf sourceFile, errs *ErrorList) []*Handler {
+func findHandlers(sf sourceFile, errs *ErrorList) []*Handler {
 	attached := map[*ast.CommentGroup]*ast.FuncDecl{}
 	notFunc := map[*ast.CommentGroup]string{}
 	for _, decl := range sf.ast.Decls {
@@ -84,7 +84,7 @@ func findHandlers(l *loaded, sf sourceFile, errs *ErrorList) []*Handler {
 			if !IsDirective(c.Text) {
 				continue
 			}
-			pos := l.fset.Position(c.Slash)
+			pos := sf.fset.Position(c.Slash)
 			decl := attached[group]
 			switch {
 			case decl != nil:
@@ -93,7 +93,7 @@ func findHandlers(l *loaded, sf sourceFile, errs *ErrorList) []*Handler {
 				errs.Add(pos, "%s applies to functions and methods, not to %s",
 					Prefix, notFunc[group])
 			default:
-				errs.Add(pos, "%s", detachedMessage(l.fset, sf.ast, group))
+				errs.Add(pos, "%s", detachedMessage(sf.fset, sf.ast, group))
 			}
 		}
 		if len(directives) == 0 {
@@ -104,7 +104,7 @@ func findHandlers(l *loaded, sf sourceFile, errs *ErrorList) []*Handler {
 				Prefix, directives[0].Pos)
 			continue
 		}
-		if h := checkHandler(l, sf, attached[group], directives[0], errs); h != nil {
+		if h := checkHandler(sf, attached[group], directives[0], errs); h != nil {
 			handlers = append(handlers, h)
 		}
 	}
@@ -133,12 +133,12 @@ func detachedMessage(fset *token.FileSet, file *ast.File, group *ast.CommentGrou
 }
 
 // checkHandler checks a directive against its declaration's types and plans the wrapper.
-func checkHandler(l *loaded, sf sourceFile, decl *ast.FuncDecl, d Directive,
+func checkHandler(sf sourceFile, decl *ast.FuncDecl, d Directive,
 	errs *ErrorList) *Handler {
 
-	info := sf.pkg.TypesInfo
+	info := sf.info
 	fn, _ := info.Defs[decl.Name].(*types.Func)
-	pos := l.fset.Position(decl.Pos())
+	pos := sf.fset.Position(decl.Pos())
 	if fn == nil {
 		errs.Add(pos, "cannot find the type of %s: fix the errors above first", decl.Name.Name)
 		return nil
@@ -150,7 +150,7 @@ func checkHandler(l *loaded, sf sourceFile, decl *ast.FuncDecl, d Directive,
 	}
 	sig := fn.Type().(*types.Signature)
 	h := &Handler{Directive: d, Pos: pos, File: sf.path, Name: decl.Name.Name,
-		Display: decl.Name.Name, pkg: sf.pkg, decl: decl, sig: sig}
+		Display: decl.Name.Name, decl: decl, sig: sig}
 
 	// The wrapper's variables also stay clear of the names its file may import.
 	taken := takenNames(sf, decl)
@@ -225,7 +225,7 @@ func checkHandler(l *loaded, sf sourceFile, decl *ast.FuncDecl, d Directive,
 
 	var identityRoot *types.Var
 	if d.By != "" {
-		identityRoot = checkIdentityExpr(l, sf, h, errs)
+		identityRoot = checkIdentityExpr(sf, h, errs)
 	} else {
 		identityRoot = defaultIdentity(sf, h, errs)
 	}
@@ -255,13 +255,13 @@ type nameSet map[string]bool
 
 func takenNames(sf sourceFile, decl *ast.FuncDecl) nameSet {
 	taken := nameSet{}
-	for _, name := range sf.pkg.Types.Scope().Names() {
+	for _, name := range sf.types.Scope().Names() {
 		taken[name] = true
 	}
 	for _, imp := range sf.ast.Imports {
 		if imp.Name != nil {
 			taken[imp.Name.Name] = true
-		} else if obj, ok := sf.pkg.TypesInfo.Implicits[imp].(*types.PkgName); ok {
+		} else if obj, ok := sf.info.Implicits[imp].(*types.PkgName); ok {
 			taken[obj.Name()] = true
 		}
 	}
@@ -309,7 +309,7 @@ func receiverName(t types.Type) string {
 
 // checkIdentityExpr parses and type-checks the by= expression as if it were written at the
 // top of the handler's body, and returns the parameter or receiver it starts from, if any.
-func checkIdentityExpr(l *loaded, sf sourceFile, h *Handler, errs *ErrorList) *types.Var {
+func checkIdentityExpr(sf sourceFile, h *Handler, errs *ErrorList) *types.Var {
 	d := h.Directive
 	offsetPos := func(offset int) token.Position {
 		p := d.ByPos
@@ -319,7 +319,7 @@ func checkIdentityExpr(l *loaded, sf sourceFile, h *Handler, errs *ErrorList) *t
 
 	// The expression is parsed as a file of its own in the package's file set, as CheckExpr
 	// needs; an offset in that file is an offset in the directive's value.
-	expr, err := parser.ParseExprFrom(l.fset, "by="+d.By, d.By, 0)
+	expr, err := parser.ParseExprFrom(sf.fset, "by="+d.By, d.By, 0)
 	if err != nil {
 		p, msg := d.ByPos, err.Error()
 		if list, ok := err.(scanner.ErrorList); ok && len(list) > 0 {
@@ -334,10 +334,10 @@ func checkIdentityExpr(l *loaded, sf sourceFile, h *Handler, errs *ErrorList) *t
 		Selections: map[*ast.SelectorExpr]*types.Selection{},
 		Instances:  map[*ast.Ident]types.Instance{},
 	}
-	if err := types.CheckExpr(l.fset, sf.pkg.Types, h.decl.Body.Lbrace, expr, info); err != nil {
+	if err := types.CheckExpr(sf.fset, sf.types, h.decl.Body.Lbrace, expr, info); err != nil {
 		p, msg := d.ByPos, err.Error()
 		if te, ok := err.(types.Error); ok {
-			p, msg = offsetPos(l.fset.Position(te.Pos).Offset), te.Msg
+			p, msg = offsetPos(sf.fset.Position(te.Pos).Offset), te.Msg
 		}
 		errs.Add(p, "by=%s: %s", d.By, msg)
 		return nil
@@ -410,7 +410,7 @@ func defaultIdentity(sf sourceFile, h *Handler, errs *ErrorList) *types.Var {
 	}
 	for _, v := range candidates {
 		for _, method := range []string{"ID", "Id"} {
-			obj, _, _ := types.LookupFieldOrMethod(v.Type(), true, sf.pkg.Types, method)
+			obj, _, _ := types.LookupFieldOrMethod(v.Type(), true, sf.types, method)
 			fn, ok := obj.(*types.Func)
 			if !ok {
 				continue
@@ -457,7 +457,7 @@ func planDisconnect(sf sourceFile, h *Handler, root *types.Var) bool {
 		candidates = append(candidates, h.sig.Params().At(i))
 	}
 	for _, v := range candidates {
-		obj, _, _ := types.LookupFieldOrMethod(v.Type(), true, sf.pkg.Types, "Disconnect")
+		obj, _, _ := types.LookupFieldOrMethod(v.Type(), true, sf.types, "Disconnect")
 		if fn, ok := obj.(*types.Func); ok {
 			params := fn.Type().(*types.Signature).Params()
 			if params.Len() == 1 && types.Identical(params.At(0).Type().Underlying(),
@@ -466,7 +466,7 @@ func planDisconnect(sf sourceFile, h *Handler, root *types.Var) bool {
 				return true
 			}
 		}
-		obj, _, _ = types.LookupFieldOrMethod(v.Type(), true, sf.pkg.Types, "Close")
+		obj, _, _ = types.LookupFieldOrMethod(v.Type(), true, sf.types, "Close")
 		if fn, ok := obj.(*types.Func); ok {
 			sig := fn.Type().(*types.Signature)
 			if sig.Params().Len() == 0 && sig.Results().Len() == 1 &&
@@ -485,19 +485,19 @@ func checkOnCall(sf sourceFile, h *Handler, errs *ErrorList) bool {
 	d := h.Directive
 	var fn *types.Func
 	if recv := h.sig.Recv(); recv != nil {
-		obj, _, _ := types.LookupFieldOrMethod(recv.Type(), true, sf.pkg.Types, d.OnName)
+		obj, _, _ := types.LookupFieldOrMethod(recv.Type(), true, sf.types, d.OnName)
 		fn, _ = obj.(*types.Func)
 		if fn == nil {
 			errs.Add(d.OnPos, "on=%s: %s has no method %s", d.OnName,
-				types.TypeString(recv.Type(), types.RelativeTo(sf.pkg.Types)), d.OnName)
+				types.TypeString(recv.Type(), types.RelativeTo(sf.types)), d.OnName)
 			return false
 		}
 		h.plan.onCall = h.plan.recvName + "." + d.OnName
 	} else {
-		fn, _ = sf.pkg.Types.Scope().Lookup(d.OnName).(*types.Func)
+		fn, _ = sf.types.Scope().Lookup(d.OnName).(*types.Func)
 		if fn == nil {
 			errs.Add(d.OnPos, "on=%s: no function %s in package %s", d.OnName, d.OnName,
-				sf.pkg.Types.Name())
+				sf.types.Name())
 			return false
 		}
 		h.plan.onCall = d.OnName
@@ -525,7 +525,7 @@ func checkOnCall(sf sourceFile, h *Handler, errs *ErrorList) bool {
 
 	want := fmt.Sprintf("func(%s.Decision, %s) %s", "runtime",
 		strings.TrimSuffix(strings.TrimPrefix(tupleString(h.sig.Params(), h.sig.Variadic(),
-			sf.pkg.Types), "("), ")"), resultString(h.sig.Results(), sf.pkg.Types))
+			sf.types), "("), ")"), resultString(h.sig.Results(), sf.types))
 	want = strings.Replace(strings.TrimSpace(want), ", )", ")", 1)
 	ok := got.Params().Len() == h.sig.Params().Len()+1 && got.Variadic() == h.sig.Variadic() &&
 		types.Identical(got.Results(), h.sig.Results())
@@ -538,7 +538,7 @@ func checkOnCall(sf sourceFile, h *Handler, errs *ErrorList) bool {
 		ok = types.Identical(got.Params().At(i+1).Type(), h.sig.Params().At(i).Type())
 	}
 	if !ok {
-		gotText := types.TypeString(got, types.RelativeTo(sf.pkg.Types))
+		gotText := types.TypeString(got, types.RelativeTo(sf.types))
 		errs.Add(d.OnPos, "on=%s has type %s; it must be %s", d.OnName, gotText, want)
 		return false
 	}

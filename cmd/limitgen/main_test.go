@@ -42,6 +42,9 @@ func TestScripts(t *testing.T) {
 
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"crlf": crlf,
+		},
 		UpdateScripts:       *update,
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
@@ -54,10 +57,10 @@ func TestScripts(t *testing.T) {
 			env.Setenv("LIMITGEN_ROOT", root)
 			env.Setenv("PATH", filepath.Join(goEnv["GOROOT"], "bin")+string(os.PathListSeparator)+
 				os.Getenv("PATH"))
-			goMod := filepath.Join(env.WorkDir, "go.mod")
-			if _, err := os.Stat(goMod); err == nil {
-				return nil
+			if found, err := prepareModules(env.WorkDir, root, goSum); found || err != nil {
+				return err
 			}
+			goMod := filepath.Join(env.WorkDir, "go.mod")
 			mod := "module example.com/app\n\ngo 1.26\n\n" +
 				"require github.com/limitgen/limitgen v0.0.0\n\n" +
 				"replace github.com/limitgen/limitgen => " + root + "\n"
@@ -67,4 +70,44 @@ func TestScripts(t *testing.T) {
 			return os.WriteFile(filepath.Join(env.WorkDir, "go.sum"), goSum, 0o644)
 		},
 	})
+}
+
+// prepareModules readies the modules an archive brings, if it brings any: $LIMITGEN_ROOT in a go.mod names
+// this repository, and each module gets this repository's go.sum so that the go command
+// works offline.
+func prepareModules(dir, root string, goSum []byte) (found bool, err error) {
+	err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.Name() != "go.mod" {
+			return err
+		}
+		found = true
+		mod, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		mod = []byte(strings.ReplaceAll(string(mod), "$LIMITGEN_ROOT", root))
+		if err := os.WriteFile(path, mod, 0o644); err != nil {
+			return err
+		}
+		sum := filepath.Join(filepath.Dir(path), "go.sum")
+		if _, err := os.Stat(sum); err == nil {
+			return nil
+		}
+		return os.WriteFile(sum, goSum, 0o644)
+	})
+	return found, err
+}
+
+// crlf rewrites the named files with CRLF line endings.
+func crlf(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! crlf")
+	}
+	for _, name := range args {
+		path := ts.MkAbs(name)
+		data, err := os.ReadFile(path)
+		ts.Check(err)
+		data = []byte(strings.ReplaceAll(string(data), "\n", "\r\n"))
+		ts.Check(os.WriteFile(path, data, 0o644))
+	}
 }
