@@ -41,7 +41,7 @@ func TestScripts(t *testing.T) {
 	}
 
 	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata/script",
+		Dir: "testdata/script",
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"crlf": crlf,
 		},
