@@ -47,9 +47,10 @@ type Handler struct {
 	Display   string         // Chat, or (*Client).Chat for a method
 	Identity  string         // the identity expression as written in the wrapper
 
-	decl *ast.FuncDecl
-	sig  *types.Signature
-	plan wrapperPlan
+	decl       *ast.FuncDecl
+	sig        *types.Signature
+	sourceInfo *types.Info // of the package variant the handler was read from
+	plan       wrapperPlan
 }
 
 // Rule describes the handler's rule in words, such as
@@ -86,7 +87,7 @@ func Generate(cfg Config, patterns ...string) (*Plan, error) {
 		return nil, err
 	}
 
-	plan := &Plan{Handlers: handlers}
+	plan := &Plan{Handlers: handlers, Bypasses: findBypasses(sources, handlers)}
 	byFile := map[string][]*Handler{}
 	for _, h := range handlers {
 		byFile[h.File] = append(byFile[h.File], h)

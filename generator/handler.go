@@ -150,7 +150,7 @@ func checkHandler(sf sourceFile, decl *ast.FuncDecl, d Directive,
 	}
 	sig := fn.Type().(*types.Signature)
 	h := &Handler{Directive: d, Pos: pos, File: sf.path, Name: decl.Name.Name,
-		Display: decl.Name.Name, decl: decl, sig: sig}
+		Display: decl.Name.Name, decl: decl, sig: sig, sourceInfo: info}
 
 	// The wrapper's variables also stay clear of the names its file may import.
 	taken := takenNames(sf, decl)

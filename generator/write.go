@@ -16,6 +16,10 @@ type Plan struct {
 	Handlers []*Handler
 	Files    []File
 	Stale    []string // generated files whose source no longer has directives
+
+	// Bypasses are references to annotated handlers, outside tests, that run them without
+	// their limit: most often a handler registered directly, socket.On("chat", c.Chat).
+	Bypasses ErrorList
 }
 
 // File is one generated file.

@@ -42,6 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	flags.SetOutput(stderr)
 	verbose := flags.Bool("v", false, "list every handler with its rule")
 	tags := flags.String("tags", "", "comma-separated build tags to load packages with")
+	strict := flags.Bool("strict", false, "treat a handler used without its limit as an error")
 	check := flags.Bool("check", false, "write nothing; print a diff and exit 1 if any "+
 		"generated file is missing, stale or out of date")
 	flags.Usage = func() {
@@ -61,6 +62,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		report(stderr, err)
 		return 1
+	}
+	if len(plan.Bypasses) > 0 {
+		if *strict {
+			report(stderr, plan.Bypasses)
+			return 1
+		}
+		for _, e := range plan.Bypasses {
+			fmt.Fprintf(stderr, "warning: %s\n", relative(e.Error()))
+		}
 	}
 	if *verbose {
 		for _, h := range plan.Handlers {

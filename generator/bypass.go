@@ -1,0 +1,63 @@
+package generator
+
+import (
+	"fmt"
+	"go/ast"
+	"go/types"
+	"strings"
+)
+
+// handlerKey names a handler the same way in every variant of its package (a package loaded
+// with its tests is type-checked again, with objects of its own).
+func handlerKey(fn *types.Func) string {
+	return fn.Origin().FullName()
+}
+
+// findBypasses reports every reference to an annotated handler in non-test code other than
+// the handler's own declaration: such a reference (socket.On("chat", c.Chat)) runs the
+// handler without its limit. Generated files are not read, so the wrappers' own calls never
+// count.
+func findBypasses(files []sourceFile, handlers []*Handler) ErrorList {
+	byKey := map[string]*Handler{}
+	for _, h := range handlers {
+		if fn, ok := h.sourceInfo.Defs[h.decl.Name].(*types.Func); ok {
+			byKey[handlerKey(fn)] = h
+		}
+	}
+	if len(byKey) == 0 {
+		return nil
+	}
+
+	var found ErrorList
+	for _, sf := range files {
+		if strings.HasSuffix(sf.path, "_test.go") {
+			continue
+		}
+		ast.Inspect(sf.ast, func(n ast.Node) bool {
+			id, ok := n.(*ast.Ident)
+			if !ok {
+				return true
+			}
+			fn, ok := sf.info.Uses[id].(*types.Func)
+			if !ok {
+				return true
+			}
+			h := byKey[handlerKey(fn)]
+			if h == nil {
+				return true
+			}
+			pos := sf.fset.Position(id.Pos())
+			if pos.Filename == h.File && id.Pos() >= h.decl.Pos() && id.Pos() < h.decl.End() {
+				return true // the handler calling itself
+			}
+			found.Add(pos, "%s", bypassMessage(h))
+			return true
+		})
+	}
+	return found
+}
+
+func bypassMessage(h *Handler) string {
+	return fmt.Sprintf("%s runs here without its limit (%s at %s); use %sLimited(limiter) "+
+		"instead", h.Display, Prefix, h.Directive.Pos, h.Name)
+}
