@@ -1,6 +1,10 @@
 // Package redistest starts real redis-server processes for tests: on a unix socket in a
 // private temporary directory, without persistence, stopped when the test ends.
 //
+// A Server can be stopped, restarted on the same socket, and paused (SIGSTOP) so that it
+// accepts connections but answers nothing, which is how fault tests make Redis go away and
+// come back without the clients noticing a new address.
+//
 // When redis-server is not on PATH the test is skipped with a message saying how to install
 // it, unless LIMITGEN_REQUIRE_SERVICES=1, as in CI, where it fails instead.
 package redistest
@@ -11,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,7 +64,8 @@ func (s *Server) start() {
 	s.t.Helper()
 	s.cmd = exec.Command("redis-server", "--port", "0", "--unixsocket", s.socket,
 		"--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", s.dir,
-		"--logfile", filepath.Join(s.dir, "redis.log"))
+		"--daemonize", "no", "--logfile", filepath.Join(s.dir, "redis.log"))
+	s.cmd.SysProcAttr = childAttr()
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("starting redis-server: %v", err)
 	}
@@ -91,6 +97,9 @@ func (s *Server) start() {
 	}
 }
 
+// Addr is the server's address as go-redis takes it with Network "unix": the socket's path.
+func (s *Server) Addr() string { return s.socket }
+
 // Socket is the path of the server's unix socket.
 func (s *Server) Socket() string { return s.socket }
 
@@ -105,6 +114,7 @@ func (s *Server) Client() *redis.Client {
 }
 
 // Stop kills the server and waits for it to exit. Stopping a stopped server does nothing.
+// A paused server is killed all the same.
 func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
@@ -113,6 +123,29 @@ func (s *Server) Stop() {
 	<-s.exited
 	s.cmd = nil
 	os.Remove(s.socket)
+}
+
+// Pause freezes the server with SIGSTOP: connections stay open and new ones are accepted
+// by the kernel, but no command is answered until Resume.
+func (s *Server) Pause() {
+	s.t.Helper()
+	s.signal(syscall.SIGSTOP)
+}
+
+// Resume lets a paused server run again with all its data.
+func (s *Server) Resume() {
+	s.t.Helper()
+	s.signal(syscall.SIGCONT)
+}
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	if s.cmd == nil {
+		s.t.Fatalf("redistest: %v sent to a stopped server", sig)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: sending %v to redis-server: %v", sig, err)
+	}
 }
 
 // Restart starts the server again on the same socket, with no data.
