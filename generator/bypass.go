@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"go/ast"
 	"go/types"
+	"path/filepath"
 	"strings"
 )
 
@@ -58,6 +59,14 @@ func findBypasses(files []sourceFile, handlers []*Handler) ErrorList {
 }
 
 func bypassMessage(h *Handler) string {
+	at := fmt.Sprintf("%s:%d:%d", filepath.Base(h.Directive.Pos.Filename), h.Directive.Pos.Line,
+		h.Directive.Pos.Column)
 	return fmt.Sprintf("%s runs here without its limit (%s at %s); use %sLimited(limiter) "+
-		"instead", h.Display, Prefix, h.Directive.Pos, h.Name)
+		"instead", h.Display, Prefix, at, h.Name)
 }
+
+// Declaration is the name in the handler's declaration, whose object is the handler.
+func (h *Handler) Declaration() *ast.Ident { return h.decl.Name }
+
+// BypassMessage is what a use of the handler without its limit is reported with.
+func (h *Handler) BypassMessage() string { return bypassMessage(h) }

@@ -75,16 +75,49 @@ func Generate(cfg Config, patterns ...string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	plan, problems, err := planFiles(l.sourceFiles())
+	if err != nil {
+		return nil, err
+	}
+	if err := problems.Err(); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
 
-	var errs ErrorList
-	sources := l.sourceFiles()
+// CheckPackage runs limitgen's checks on one package type-checked by someone else, such as
+// the go vet driver. It returns what Generate would plan for the package and the problems it
+// found; files limitgen generated are recognised by their header and skipped.
+func CheckPackage(fset *token.FileSet, files []*ast.File, pkg *types.Package, info *types.Info,
+	readFile func(string) ([]byte, error)) (*Plan, ErrorList, error) {
+
+	var sources []sourceFile
+	for _, f := range files {
+		path := fset.Position(f.Package).Filename
+		src, err := readFile(fset.File(f.Package).Name())
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading %s: %w", path, err)
+		}
+		if IsGenerated(src) {
+			continue
+		}
+		sources = append(sources, sourceFile{path: path, fset: fset, src: src, ast: f,
+			types: pkg, info: info})
+	}
+	return planFiles(sources)
+}
+
+// planFiles finds and checks the handlers of sources and renders their generated files.
+// Problems in the user's code come back as an ErrorList, and then the plan is nil.
+func planFiles(sources []sourceFile) (*Plan, ErrorList, error) {
+	var problems ErrorList
 	var handlers []*Handler
 	for _, sf := range sources {
-		handlers = append(handlers, findHandlers(sf, &errs)...)
+		handlers = append(handlers, findHandlers(sf, &problems)...)
 	}
-	checkPools(handlers, &errs)
-	if err := errs.Err(); err != nil {
-		return nil, err
+	checkPools(handlers, &problems)
+	if len(problems) > 0 {
+		return nil, problems, nil
 	}
 
 	plan := &Plan{Handlers: handlers, Bypasses: findBypasses(sources, handlers)}
@@ -99,7 +132,7 @@ func Generate(cfg Config, patterns ...string) (*Plan, error) {
 		}
 		content, err := emitFile(sf, hs)
 		if err != nil {
-			return nil, fmt.Errorf("rendering wrappers for %s: %w", sf.path, err)
+			return nil, nil, fmt.Errorf("rendering wrappers for %s: %w", sf.path, err)
 		}
 		plan.Files = append(plan.Files, File{Path: outputPath(sf.path), Source: sf.path,
 			Content: content})
@@ -107,10 +140,10 @@ func Generate(cfg Config, patterns ...string) (*Plan, error) {
 
 	stale, err := staleFiles(sources, plan.Files)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	plan.Stale = stale
-	return plan, nil
+	return plan, nil, nil
 }
 
 // sourceFile is one parsed Go file of a loaded package with its type information, seen once

@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/tools/go/analysis/singlechecker"
+
+	"github.com/limitgen/limitgen/analyzer"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected output in the test scripts")
@@ -16,6 +19,7 @@ var update = flag.Bool("update", false, "rewrite the expected output in the test
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"limitgen": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
+		"limitvet": func() { singlechecker.Main(analyzer.Analyzer) },
 	})
 }
 
@@ -55,6 +59,9 @@ func TestScripts(t *testing.T) {
 			env.Setenv("GOFLAGS", "-mod=mod")
 			env.Setenv("GOSUMDB", "off")
 			env.Setenv("LIMITGEN_ROOT", root)
+			if limitvet, err := exec.LookPath("limitvet"); err == nil {
+				env.Setenv("LIMITVET", limitvet)
+			}
 			env.Setenv("PATH", filepath.Join(goEnv["GOROOT"], "bin")+string(os.PathListSeparator)+
 				os.Getenv("PATH"))
 			if found, err := prepareModules(env.WorkDir, root, goSum); found || err != nil {
