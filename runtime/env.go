@@ -17,7 +17,7 @@ import (
 // rediss:// for TLS, unix:///path/to/redis.sock, and for a Redis Cluster
 // redis://host1:port1?addr=host2:port2&addr=host3:port3 (several seed addresses).
 // FromEnv pings Redis once, so that a wrong address fails at start-up, not on the first
-// event.
+// event. The limiter owns the client it opened: Close releases it.
 func FromEnv(opts ...Option) (*Limiter, error) {
 	raw := os.Getenv("REDIS_URL")
 	if raw == "" {
@@ -35,7 +35,9 @@ func FromEnv(opts ...Option) (*Limiter, error) {
 		return nil, fmt.Errorf("limitgen: REDIS_URL: ping: %w; check that Redis is running "+
 			"and reachable, or unset REDIS_URL to count in memory", err)
 	}
-	return New(NewRedisStore(client), opts...), nil
+	lim := New(NewRedisStore(client), opts...)
+	lim.closer = client
+	return lim, nil
 }
 
 // clientFromURL builds a cluster client when the URL names several addresses with addr=,
@@ -47,11 +49,15 @@ func clientFromURL(raw string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, err
 		}
+		opts.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(opts), nil
 	}
 	opts, err := redis.ParseURL(raw)
 	if err != nil {
 		return nil, err
 	}
+	// Let the Limiter's per-decision deadline reach the socket, so that a hung server
+	// costs each call the timeout, not the client's ReadTimeout.
+	opts.ContextTimeoutEnabled = true
 	return redis.NewClient(opts), nil
 }

@@ -14,9 +14,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Rule is one limit as written in a directive: Allowance calls per Window for each identity,
@@ -84,34 +87,56 @@ type Store interface {
 
 // Limiter decides, for generated wrappers, whether a call may run. Create one per process
 // and share it between all wrappers; it is safe for concurrent use.
+//
+// A Limiter never fails a call for its own reasons: when its store errs or does not answer
+// within the timeout (see WithTimeout), the call is decided by an in-process MemoryStore that
+// enforces the same rule, until the store answers again. While the store is failing, at most
+// one call at a time waits for it (to find out whether it is back); the others are decided
+// in process memory at once. A call whose rule is invalid (see Rule.Validate) is denied.
 type Limiter struct {
 	store    Store
-	fallback *MemoryStore
+	fallback *MemoryStore // decides while store fails; nil when store is itself in memory
 	timeout  time.Duration
 	logger   *slog.Logger
+	closer   io.Closer // what FromEnv opened for this limiter, closed by Close
 
-	outage atomic.Bool // the store is failing and decisions are made locally
+	outage  atomic.Bool // the store is failing and decisions are made locally
+	probing atomic.Bool // during an outage, one call is asking the store
+	invalid sync.Map    // pools whose invalid rules were logged
 }
 
 // Option configures a Limiter.
 type Option func(*Limiter)
 
-// WithLogger sets the logger for denied calls (debug) and store outages (warn, info).
-// The default is slog.Default().
+// WithLogger sets the logger for denied calls (debug), store outages (warn, then info on
+// recovery) and invalid rules (error). The default, and what a nil logger means, is
+// slog.Default().
 func WithLogger(logger *slog.Logger) Option {
-	return func(l *Limiter) { l.logger = logger }
+	return func(l *Limiter) {
+		if logger != nil {
+			l.logger = logger
+		}
+	}
 }
 
+// DefaultTimeout is how long a decision waits for the store unless WithTimeout says
+// otherwise.
+const DefaultTimeout = 50 * time.Millisecond
+
 // WithTimeout sets how long one decision may wait for the store; after that the call is
-// decided locally. The default is 50ms.
+// decided locally. Zero or a negative timeout means DefaultTimeout.
 func WithTimeout(timeout time.Duration) Option {
-	return func(l *Limiter) { l.timeout = timeout }
+	return func(l *Limiter) {
+		if timeout > 0 {
+			l.timeout = timeout
+		}
+	}
 }
 
 // New returns a Limiter that keeps its counters in store, or in a new MemoryStore when
-// store is nil.
+// store is nil. The caller keeps ownership of store and of any client it uses.
 func New(store Store, opts ...Option) *Limiter {
-	l := &Limiter{store: store, timeout: 50 * time.Millisecond, logger: slog.Default()}
+	l := &Limiter{store: store, timeout: DefaultTimeout, logger: slog.Default()}
 	if store == nil {
 		l.store = NewMemoryStore()
 	}
@@ -124,18 +149,35 @@ func New(store Store, opts ...Option) *Limiter {
 	return l
 }
 
+// Close releases what FromEnv opened for the limiter (its Redis client). It does nothing
+// for a limiter made by New, whose store belongs to the caller. Calls made after Close are
+// decided in process memory.
+func (l *Limiter) Close() error {
+	if l.closer == nil {
+		return nil
+	}
+	if err := l.closer.Close(); err != nil {
+		return fmt.Errorf("limitgen: closing the store's client: %w", err)
+	}
+	return nil
+}
+
 // Allow counts one call of identity against rule and reports whether it may run.
 func (l *Limiter) Allow(rule *Rule, identity string) Decision {
 	return l.AllowN(context.Background(), rule, identity, 1)
 }
 
-// AllowN counts cost calls of identity against rule. When the store fails or does not
-// answer within the limiter's timeout, the same rule is enforced in process memory until
-// the store answers again.
+// AllowN counts cost calls of identity against rule; cost must be at least 1. It waits for
+// the store at most until ctx ends or the limiter's timeout passes, whichever is first, and
+// then decides in process memory.
 func (l *Limiter) AllowN(ctx context.Context, rule *Rule, identity string, cost int64) Decision {
+	if err := check(rule, cost); err != nil {
+		l.reportInvalid(rule, err)
+		return Decision{}
+	}
 	var d Decision
 	if l.fallback == nil {
-		d, _ = l.store.Take(ctx, rule, identity, cost)
+		d, _ = l.store.Take(ctx, rule, identity, cost) // a MemoryStore fails only on bad rules
 	} else {
 		d = l.takeRemote(ctx, rule, identity, cost)
 	}
@@ -146,28 +188,97 @@ func (l *Limiter) AllowN(ctx context.Context, rule *Rule, identity string, cost 
 	return d
 }
 
+// takeRemote asks a store that may fail or hang, and falls back to local decisions.
 func (l *Limiter) takeRemote(ctx context.Context, rule *Rule, identity string, cost int64) Decision {
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	d, err := l.store.Take(ctx, rule, identity, cost)
-	cancel()
+	if l.outage.Load() {
+		if !l.probing.CompareAndSwap(false, true) {
+			return l.takeLocal(rule, identity, cost)
+		}
+		defer l.probing.Store(false)
+	}
+	d, err := l.ask(ctx, rule, identity, cost)
 	if err == nil {
 		if l.outage.CompareAndSwap(true, false) {
 			l.logger.Info("limitgen: store answers again; limits are shared again")
 		}
 		return d
 	}
-	if l.outage.CompareAndSwap(false, true) {
-		l.logger.Warn("limitgen: store failed; enforcing limits in this process until it "+
-			"answers", "error", err)
+	return l.storeFailed(ctx, rule, identity, cost, err)
+}
+
+type answer struct {
+	d   Decision
+	err error
+}
+
+// ask runs one Take on the store with the limiter's deadline. The Take runs on its own
+// goroutine so that a store which ignores its context (a go-redis client without
+// ContextTimeoutEnabled, blocked on a hung server) cannot hold the caller past the deadline;
+// such a Take may still count the call in the store after it was decided locally.
+func (l *Limiter) ask(ctx context.Context, rule *Rule, identity string, cost int64) (Decision, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	done := make(chan answer, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- answer{err: fmt.Errorf("limitgen: store panicked: %v", p)}
+			}
+		}()
+		d, err := l.store.Take(ctx, rule, identity, cost)
+		done <- answer{d, err}
+	}()
+	select {
+	case a := <-done:
+		return a.d, a.err
+	case <-ctx.Done():
+		select {
+		case a := <-done: // answered just in time
+			return a.d, a.err
+		default:
+		}
+		return Decision{}, fmt.Errorf("limitgen: store gave no decision within %v: %w",
+			l.timeout, ctx.Err())
 	}
-	d, _ = l.fallback.Take(ctx, rule, identity, cost)
+}
+
+// storeFailed is the policy for a store that erred or did not answer in time: the call is
+// decided by the in-process fallback store with the same rule. An outage is logged once
+// when it starts; the caller's own cancelled context is not an outage.
+func (l *Limiter) storeFailed(ctx context.Context, rule *Rule, identity string, cost int64,
+	err error) Decision {
+	if ctx.Err() == nil && l.outage.CompareAndSwap(false, true) {
+		l.logger.Warn("limitgen: store failed; enforcing limits in this process until it "+
+			"answers", "pool", rule.Pool, "error", err)
+	}
+	return l.takeLocal(rule, identity, cost)
+}
+
+func (l *Limiter) takeLocal(rule *Rule, identity string, cost int64) Decision {
+	d, _ := l.fallback.Take(context.Background(), rule, identity, cost)
 	return d
 }
 
-// shorten keeps a log line short when an identity is huge.
+// reportInvalid logs an invalid rule once per pool name.
+func (l *Limiter) reportInvalid(rule *Rule, err error) {
+	pool := "(nil rule)"
+	if rule != nil {
+		pool = shorten(rule.Pool)
+	}
+	if _, seen := l.invalid.LoadOrStore(pool, true); !seen {
+		l.logger.Error("limitgen: calls with an invalid rule are denied", "error", err)
+	}
+}
+
+// shorten keeps a log line short when an identity is huge, cutting on a character boundary.
 func shorten(identity string) string {
-	if len(identity) <= 64 {
+	const keep = 64
+	if len(identity) <= keep {
 		return identity
 	}
-	return identity[:64] + "…"
+	cut := keep
+	for cut > keep-utf8.UTFMax && !utf8.RuneStart(identity[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", identity[:cut], len(identity))
 }

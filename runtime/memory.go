@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"time"
 )
@@ -31,10 +32,17 @@ type memoryWindow struct {
 }
 
 type memoryShard struct {
-	mu        sync.Mutex
-	windows   map[memoryKey]memoryWindow
-	nextSweep time.Duration
+	mu      sync.Mutex
+	windows map[memoryKey]*memoryWindow
+	// longest is the longest window any rule has opened in the shard; nextSweep is when
+	// the shard is next scanned for ended windows by time, and sweepAt the number of
+	// windows at which it is scanned because it grew.
+	longest, nextSweep time.Duration
+	sweepAt            int
 }
+
+// minSweepAt is how many windows a shard holds before growth alone makes it scan.
+const minSweepAt = 16
 
 // NewMemoryStore returns an empty in-process store.
 func NewMemoryStore() *MemoryStore {
@@ -42,40 +50,56 @@ func NewMemoryStore() *MemoryStore {
 	return newMemoryStore(func() time.Duration { return time.Since(start) })
 }
 
+// newMemoryStore returns a store on the clock now, which must never go backwards.
 func newMemoryStore(now func() time.Duration) *MemoryStore {
 	s := &MemoryStore{seed: maphash.MakeSeed(), now: now}
 	for i := range s.shards {
-		s.shards[i].windows = map[memoryKey]memoryWindow{}
+		s.shards[i].windows = map[memoryKey]*memoryWindow{}
 	}
 	return s
 }
 
-// Take counts cost calls of identity in rule's pool. It never fails.
+// Take counts cost calls of identity in rule's pool. It fails only for an invalid rule or
+// cost, with an error matching ErrInvalidRule.
 func (s *MemoryStore) Take(_ context.Context, rule *Rule, identity string, cost int64) (Decision, error) {
+	if err := check(rule, cost); err != nil {
+		return Decision{}, err
+	}
 	key := memoryKey{rule.Pool, identity}
 	shard := &s.shards[maphash.String(s.seed, identity)%memoryShards]
 
 	shard.mu.Lock()
 	now := s.now()
 	shard.sweep(now, rule.Window)
-	w, ok := shard.windows[key]
-	if !ok || now >= w.end {
-		w = memoryWindow{end: now + rule.Window}
+	w := shard.windows[key]
+	switch {
+	case w == nil:
+		// Windows are updated in place, so the map keeps this clone as its key and not
+		// whatever larger buffer the caller's identity was cut from.
+		key.identity = strings.Clone(identity)
+		w = &memoryWindow{end: now + rule.Window}
+		shard.windows[key] = w
+	case now >= w.end:
+		*w = memoryWindow{end: now + rule.Window}
 	}
 	allowed := w.count+cost <= rule.Allowance
 	if allowed {
 		w.count += cost
 	}
-	shard.windows[key] = w
+	count, end := w.count, w.end
 	shard.mu.Unlock()
 
-	return decide(rule, allowed, w.count, w.end-now), nil
+	return decide(rule, allowed, count, end-now), nil
 }
 
-// sweep drops ended windows, at most about once per window so that the cost per call stays
-// constant on average.
+// sweep drops ended windows. A shard is scanned when it has doubled since its last scan,
+// so a scan of n windows follows at least n/2 new ones and the cost per call stays constant
+// on average while memory stays within twice the windows that are still open. It is also
+// scanned once per the longest window it has seen, so that a shard no longer growing gives
+// back what it holds.
 func (sh *memoryShard) sweep(now, window time.Duration) {
-	if now < sh.nextSweep {
+	sh.longest = max(sh.longest, window)
+	if now < sh.nextSweep && len(sh.windows) < sh.sweepAt {
 		return
 	}
 	for key, w := range sh.windows {
@@ -83,7 +107,8 @@ func (sh *memoryShard) sweep(now, window time.Duration) {
 			delete(sh.windows, key)
 		}
 	}
-	sh.nextSweep = now + window
+	sh.nextSweep = now + sh.longest
+	sh.sweepAt = max(2*len(sh.windows), minSweepAt)
 }
 
 // Len reports how many windows the store holds, ended ones not yet reclaimed included.

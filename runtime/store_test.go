@@ -75,6 +75,9 @@ func TestWindowResetsAndDecisionFields(t *testing.T) {
 	for _, sc := range stores(t) {
 		t.Run(sc.name, func(t *testing.T) {
 			rule := &Rule{Pool: "reset", Window: 300 * time.Millisecond, Allowance: 3}
+			// An hour-long window in the same memory shard postpones its sweep, so that the
+			// ended window below is renewed in place rather than reclaimed and made anew.
+			take(t, sc.store, &Rule{Pool: "reset-long", Window: time.Hour, Allowance: 1}, "bob")
 			first := take(t, sc.store, rule, "bob")
 			if !first.Allowed || first.Limit != 3 || first.Remaining != 2 ||
 				first.RetryAfter != 0 || first.ResetAfter <= 0 || first.ResetAfter > rule.Window {
@@ -91,8 +94,42 @@ func TestWindowResetsAndDecisionFields(t *testing.T) {
 			}
 
 			sc.wait(rule.Window + 50*time.Millisecond)
-			if d := take(t, sc.store, rule, "bob"); !d.Allowed || d.Remaining != 2 {
+			if d := take(t, sc.store, rule, "bob"); !d.Allowed || d.Remaining != 2 ||
+				d.ResetAfter <= rule.Window/2 {
 				t.Fatalf("after the window: %+v, want a fresh window", d)
+			}
+			take(t, sc.store, rule, "bob")
+			take(t, sc.store, rule, "bob")
+			if d := take(t, sc.store, rule, "bob"); d.Allowed {
+				t.Fatalf("fourth call of the second window: %+v, want denied", d)
+			}
+		})
+	}
+}
+
+func TestCostIsWeighedAndWindowsDoNotStretch(t *testing.T) {
+	for _, sc := range stores(t) {
+		t.Run(sc.name, func(t *testing.T) {
+			ctx := context.Background()
+			rule := &Rule{Pool: "cost", Window: 400 * time.Millisecond, Allowance: 5}
+			d, err := sc.store.Take(ctx, rule, "nina", 3)
+			if err != nil || !d.Allowed || d.Remaining != 2 {
+				t.Fatalf("cost 3 of 5: %+v, %v; want allowed with 2 remaining", d, err)
+			}
+			first := d.ResetAfter
+			sc.wait(150 * time.Millisecond)
+			if d, _ = sc.store.Take(ctx, rule, "nina", 3); d.Allowed || d.Remaining != 2 {
+				t.Fatalf("cost 3 more: %+v; want denied with 2 remaining", d)
+			}
+			if d, _ = sc.store.Take(ctx, rule, "nina", 2); !d.Allowed || d.Remaining != 0 {
+				t.Fatalf("cost 2 more: %+v; want allowed with 0 remaining", d)
+			}
+			if d.ResetAfter > first-140*time.Millisecond {
+				t.Fatalf("150ms after a window ending in %v, an allowed call says it ends in "+
+					"%v: allowed calls must not stretch the window", first, d.ResetAfter)
+			}
+			if d, _ = sc.store.Take(ctx, rule, "nina", 6); d.Allowed {
+				t.Fatalf("cost 6 above the allowance of 5: %+v, want denied", d)
 			}
 		})
 	}
@@ -129,11 +166,14 @@ func TestRedisKeysAlwaysHaveTTLAndStayShort(t *testing.T) {
 	big := strings.Repeat("x", 10<<10)
 
 	rule := &Rule{Pool: "ttl", Window: time.Minute, Allowance: 2}
+	// Every identity's second call adds to an existing counter; alice's third is denied.
 	for _, id := range []string{"alice", big, "{tag}"} {
-		for range 3 {
-			take(t, store, rule, id)
+		take(t, store, rule, id)
+		if d := take(t, store, rule, id); !d.Allowed {
+			t.Fatalf("%.20q: second call denied", id)
 		}
 	}
+	take(t, store, rule, "alice")
 	// A counter left without a TTL, as a hand-rolled GET-then-INCR limiter leaves them.
 	planted := redisKey("ttl", "mallory")
 	if err := client.Set(ctx, planted, 99, 0).Err(); err != nil {
@@ -143,19 +183,26 @@ func TestRedisKeysAlwaysHaveTTLAndStayShort(t *testing.T) {
 		t.Fatalf("counter without TTL: %+v, want a fresh window", d)
 	}
 
-	keys, err := client.Keys(ctx, "*").Result()
-	if err != nil {
+	longPool := &Rule{Pool: strings.Repeat("p", MaxPoolLen), Window: time.Minute, Allowance: 1}
+	take(t, store, longPool, big)
+
+	var keys []string
+	iter := client.Scan(ctx, 0, "*", 100).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 4 {
-		t.Fatalf("keys = %q, want 4", keys)
+	if len(keys) != 5 {
+		t.Fatalf("keys = %q, want 5", keys)
 	}
 	for _, key := range keys {
 		ttl, err := client.PTTL(ctx, key).Result()
 		if err != nil || ttl <= 0 || ttl > rule.Window {
 			t.Errorf("key %q has TTL %v (%v), want 0 < TTL <= %v", key, ttl, err, rule.Window)
 		}
-		if len(key) > 64 {
+		if len(key) > 44+MaxPoolLen {
 			t.Errorf("key of %d bytes: %.80q", len(key), key)
 		}
 	}
