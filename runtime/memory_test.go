@@ -47,3 +47,30 @@ func TestMemoryReclaimsShortWindowsBesideLongOnes(t *testing.T) {
 		t.Fatal("an open hour-long window was reclaimed")
 	}
 }
+
+func BenchmarkMemoryTakeParallel(b *testing.B) {
+	store := NewMemoryStore()
+	rule := &Rule{Pool: "bench", Window: time.Hour, Allowance: 1 << 62}
+	ids := make([]string, 1024)
+	for i := range ids {
+		ids[i] = fmt.Sprint("user", i)
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(1))
+		for pb.Next() {
+			store.Take(context.Background(), rule, ids[i%len(ids)], 1)
+			i++
+		}
+	})
+}
+
+func BenchmarkLimiterAllowMemory(b *testing.B) {
+	lim := New(nil)
+	rule := &Rule{Pool: "bench", Window: time.Hour, Allowance: 1 << 62}
+	b.ReportAllocs()
+	for b.Loop() {
+		lim.Allow(rule, "alice")
+	}
+}

@@ -1,12 +1,10 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -224,11 +222,8 @@ func TestRedisSurvivesScriptFlush(t *testing.T) {
 
 func TestLimiterDecidesLocallyWhileRedisIsDown(t *testing.T) {
 	server := redistest.Start(t)
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(lockedWriter{&logs, &mu},
-		&slog.HandlerOptions{Level: slog.LevelDebug}))
-	lim := New(NewRedisStore(server.Client()), WithLogger(logger))
+	var logs logBuffer
+	lim := New(NewRedisStore(server.Client()), WithLogger(logs.logger()))
 	rule := &Rule{Pool: "outage", Window: time.Minute, Allowance: 2}
 
 	if !lim.Allow(rule, "dave").Allowed {
@@ -248,15 +243,15 @@ func TestLimiterDecidesLocallyWhileRedisIsDown(t *testing.T) {
 
 	server.Restart()
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logText(&logs, &mu), "store answers again") {
+	for !strings.Contains(logs.String(), "store answers again") {
 		if time.Now().After(deadline) {
-			t.Fatalf("no recovery logged within 5s of Redis answering:\n%s", logText(&logs, &mu))
+			t.Fatalf("no recovery logged within 5s of Redis answering:\n%s", logs.String())
 		}
 		lim.Allow(rule, "erin")
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	text := logText(&logs, &mu)
+	text := logs.String()
 	if n := strings.Count(text, "store failed"); n != 1 {
 		t.Errorf("outage logged %d times, want once:\n%s", n, text)
 	}
@@ -267,23 +262,6 @@ func TestLimiterDecidesLocallyWhileRedisIsDown(t *testing.T) {
 		!strings.Contains(text, "identity=dave") {
 		t.Errorf("denied calls not logged at debug with pool and identity:\n%s", text)
 	}
-}
-
-type lockedWriter struct {
-	buf *bytes.Buffer
-	mu  *sync.Mutex
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func logText(buf *bytes.Buffer, mu *sync.Mutex) string {
-	mu.Lock()
-	defer mu.Unlock()
-	return buf.String()
 }
 
 func TestMemoryReclaimsEndedWindows(t *testing.T) {
@@ -344,6 +322,20 @@ func TestFromEnv(t *testing.T) {
 	if !a.Allow(rule, "frank").Allowed || b.Allow(rule, "frank").Allowed {
 		t.Fatal("two limiters on one REDIS_URL do not share their counters")
 	}
+	if err := a.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := New(nil).Close(); err != nil {
+		t.Fatalf("Close of a memory limiter: %v", err)
+	}
+
+	t.Setenv("REDIS_URL", "http://not-redis")
+	if _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
+		t.Fatalf("malformed REDIS_URL: err = %v, want an error naming REDIS_URL", err)
+	}
 
 	t.Setenv("REDIS_URL", "unix:///nonexistent/redis.sock")
 	if _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
@@ -368,4 +360,27 @@ func BenchmarkMemoryTake(b *testing.B) {
 			store.Take(ctx, rule, "alice", 1)
 		}
 	})
+}
+
+func BenchmarkRedisTake(b *testing.B) {
+	server := redistest.Start(b)
+	store := NewRedisStore(server.Client())
+	rule := &Rule{Pool: "bench", Window: time.Hour, Allowance: 1 << 62}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := store.Take(ctx, rule, "alice", 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkLimiterAllowRedis(b *testing.B) {
+	server := redistest.Start(b)
+	lim := New(NewRedisStore(server.Client()))
+	rule := &Rule{Pool: "bench", Window: time.Hour, Allowance: 1 << 62}
+	b.ReportAllocs()
+	for b.Loop() {
+		lim.Allow(rule, "alice")
+	}
 }
