@@ -99,6 +99,7 @@ type Limiter struct {
 	timeout  time.Duration
 	logger   *slog.Logger
 	closer   io.Closer // what FromEnv opened for this limiter, closed by Close
+	direct   bool      // store calls end at their deadline: no goroutine needed to bound them
 
 	outage  atomic.Bool // the store is failing and decisions are made locally
 	probing atomic.Bool // during an outage, one call is asking the store
@@ -145,6 +146,9 @@ func New(store Store, opts ...Option) *Limiter {
 	}
 	if _, local := l.store.(*MemoryStore); !local {
 		l.fallback = NewMemoryStore()
+	}
+	if s, ok := l.store.(interface{ honorsDeadline() bool }); ok {
+		l.direct = s.honorsDeadline()
 	}
 	return l
 }
@@ -211,13 +215,17 @@ type answer struct {
 	err error
 }
 
-// ask runs one Take on the store with the limiter's deadline. The Take runs on its own
-// goroutine so that a store which ignores its context (a go-redis client without
-// ContextTimeoutEnabled, blocked on a hung server) cannot hold the caller past the deadline;
-// such a Take may still count the call in the store after it was decided locally.
+// ask runs one Take on the store with the limiter's deadline. Unless the store is known to
+// end its calls at their deadline, the Take runs on its own goroutine so that a store which
+// ignores its context (a go-redis client without ContextTimeoutEnabled, blocked on a hung
+// server) cannot hold the caller past the deadline; such a Take may still count the call in
+// the store after it was decided locally.
 func (l *Limiter) ask(ctx context.Context, rule *Rule, identity string, cost int64) (Decision, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
+	if l.direct {
+		return l.store.Take(ctx, rule, identity, cost)
+	}
 	done := make(chan answer, 1)
 	go func() {
 		defer func() {

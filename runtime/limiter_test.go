@@ -51,12 +51,34 @@ func (s *hungStore) Take(context.Context, *Rule, string, int64) (Decision, error
 
 func TestLimiterAnswersWithinTimeoutWhileRedisHangs(t *testing.T) {
 	server := redistest.Start(t)
+	t.Run("ContextTimeoutEnabled off", func(t *testing.T) {
+		// server.Client() leaves it off, the go-redis default.
+		testHungRedis(t, server, func(opts ...Option) *Limiter {
+			return New(NewRedisStore(server.Client()), opts...)
+		})
+	})
+	t.Run("FromEnv", func(t *testing.T) {
+		t.Setenv("REDIS_URL", server.URL())
+		testHungRedis(t, server, func(opts ...Option) *Limiter {
+			lim, err := FromEnv(opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !lim.direct {
+				t.Error("FromEnv's client does not honour deadlines")
+			}
+			t.Cleanup(func() { lim.Close() })
+			return lim
+		})
+	})
+}
+
+func testHungRedis(t *testing.T, server *redistest.Server, newLimiter func(...Option) *Limiter) {
 	var logs logBuffer
-	// server.Client() leaves ContextTimeoutEnabled off, the go-redis default.
-	lim := New(NewRedisStore(server.Client()), WithTimeout(50*time.Millisecond),
-		WithLogger(logs.logger()))
+	lim := newLimiter(WithTimeout(50*time.Millisecond), WithLogger(logs.logger()))
 	rule := &Rule{Pool: "hang", Window: time.Minute, Allowance: 2}
-	if !lim.Allow(rule, "gina").Allowed {
+	id := t.Name()
+	if !lim.Allow(rule, id).Allowed {
 		t.Fatal("first call denied")
 	}
 
@@ -64,7 +86,7 @@ func TestLimiterAnswersWithinTimeoutWhileRedisHangs(t *testing.T) {
 	allowed := 0
 	for i := range 5 {
 		start := time.Now()
-		if lim.Allow(rule, "gina").Allowed {
+		if lim.Allow(rule, id).Allowed {
 			allowed++
 		}
 		if took := time.Since(start); took > 500*time.Millisecond {

@@ -94,6 +94,18 @@ func (s *RedisStore) Take(ctx context.Context, rule *Rule, identity string, cost
 	return decide(rule, res[0] == 1, res[1], time.Duration(res[2])*time.Millisecond), nil
 }
 
+// honorsDeadline reports whether the client ends each call at its context's deadline, so
+// that a Limiter can call the store without a goroutine of its own.
+func (s *RedisStore) honorsDeadline() bool {
+	switch c := s.client.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return false
+}
+
 // redisKey is the counter's key for (pool, identity); see RedisStore.
 func redisKey(pool, identity string) string {
 	sum := sha256.Sum256([]byte(identity))

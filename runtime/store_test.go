@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/limitgen/limitgen/internal/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 // storeCase is one store under test with a way to let time pass for it: a fake clock for
@@ -377,10 +378,17 @@ func BenchmarkRedisTake(b *testing.B) {
 
 func BenchmarkLimiterAllowRedis(b *testing.B) {
 	server := redistest.Start(b)
-	lim := New(NewRedisStore(server.Client()))
 	rule := &Rule{Pool: "bench", Window: time.Hour, Allowance: 1 << 62}
-	b.ReportAllocs()
-	for b.Loop() {
-		lim.Allow(rule, "alice")
+	for _, honour := range []bool{false, true} {
+		b.Run(fmt.Sprintf("ContextTimeoutEnabled=%v", honour), func(b *testing.B) {
+			client := redis.NewClient(&redis.Options{Network: "unix", Addr: server.Addr(),
+				ContextTimeoutEnabled: honour})
+			defer client.Close()
+			lim := New(NewRedisStore(client))
+			b.ReportAllocs()
+			for b.Loop() {
+				lim.Allow(rule, "alice")
+			}
+		})
 	}
 }
