@@ -7,7 +7,18 @@
 // must enforce one limit together.
 //
 // Counting uses a fixed window: the first call of an identity opens a window of Rule.Window,
-// calls in it are counted, and at most Rule.Allowance of them are allowed.
+// calls in it are counted (weighted by their cost), and at most Rule.Allowance of them are
+// allowed. Allowed calls never stretch a window; the first call after it ends opens a new one.
+//
+// A Limiter never makes a handler wait long or fail for its own reasons. Each decision waits
+// for the store at most the limiter's timeout (WithTimeout, 50ms by default); when the store
+// errs or is late, the call is decided by an in-process MemoryStore enforcing the same rule,
+// and the outage is logged once when it starts and once when it ends. Rules are checked with
+// Rule.Validate; a call with an invalid rule is denied and the problem logged once per pool.
+//
+// MemoryStore counts exactly under concurrency in sharded maps on the monotonic clock and
+// reclaims ended windows as it goes, without a goroutine. RedisStore decides with one atomic
+// Lua script per call, timed by Redis's own clock through the counter's expiry.
 package runtime
 
 import (
@@ -193,7 +204,8 @@ func (l *Limiter) AllowN(ctx context.Context, rule *Rule, identity string, cost 
 }
 
 // takeRemote asks a store that may fail or hang, and falls back to local decisions.
-func (l *Limiter) takeRemote(ctx context.Context, rule *Rule, identity string, cost int64) Decision {
+func (l *Limiter) takeRemote(ctx context.Context, rule *Rule, identity string,
+	cost int64) Decision {
 	if l.outage.Load() {
 		if !l.probing.CompareAndSwap(false, true) {
 			return l.takeLocal(rule, identity, cost)
@@ -220,7 +232,8 @@ type answer struct {
 // ignores its context (a go-redis client without ContextTimeoutEnabled, blocked on a hung
 // server) cannot hold the caller past the deadline; such a Take may still count the call in
 // the store after it was decided locally.
-func (l *Limiter) ask(ctx context.Context, rule *Rule, identity string, cost int64) (Decision, error) {
+func (l *Limiter) ask(ctx context.Context, rule *Rule, identity string,
+	cost int64) (Decision, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	if l.direct {

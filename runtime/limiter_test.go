@@ -204,7 +204,8 @@ func TestInvalidRulesAreDeniedAndLoggedOnce(t *testing.T) {
 		if b.cost == 1 && !errors.Is(b.rule.Validate(), ErrInvalidRule) {
 			t.Errorf("rule %+v: Validate = %v, want ErrInvalidRule", b.rule, b.rule.Validate())
 		}
-		if _, err := NewMemoryStore().Take(context.Background(), b.rule, "kim", b.cost); !errors.Is(err, ErrInvalidRule) {
+		_, err := NewMemoryStore().Take(context.Background(), b.rule, "kim", b.cost)
+		if !errors.Is(err, ErrInvalidRule) {
 			t.Errorf("rule %+v cost %d: MemoryStore.Take = %v, want ErrInvalidRule",
 				b.rule, b.cost, err)
 		}

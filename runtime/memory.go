@@ -61,7 +61,8 @@ func newMemoryStore(now func() time.Duration) *MemoryStore {
 
 // Take counts cost calls of identity in rule's pool. It fails only for an invalid rule or
 // cost, with an error matching ErrInvalidRule.
-func (s *MemoryStore) Take(_ context.Context, rule *Rule, identity string, cost int64) (Decision, error) {
+func (s *MemoryStore) Take(_ context.Context, rule *Rule, identity string,
+	cost int64) (Decision, error) {
 	if err := check(rule, cost); err != nil {
 		return Decision{}, err
 	}

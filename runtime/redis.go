@@ -77,7 +77,8 @@ return {1, cost, window}
 
 // Take counts cost calls of identity in rule's pool with one script call. It fails for an
 // invalid rule or cost (matching ErrInvalidRule) and when Redis does not answer.
-func (s *RedisStore) Take(ctx context.Context, rule *Rule, identity string, cost int64) (Decision, error) {
+func (s *RedisStore) Take(ctx context.Context, rule *Rule, identity string,
+	cost int64) (Decision, error) {
 	if err := check(rule, cost); err != nil {
 		return Decision{}, err
 	}
