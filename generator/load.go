@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"go/ast"
+	"go/importer"
 	"go/parser"
 	"go/token"
+	"go/types"
+	"io"
+	"os"
 	"slices"
 	"strings"
-	"sync"
 
 	"golang.org/x/tools/go/packages"
 )
@@ -25,17 +28,19 @@ func IsGenerated(src []byte) bool {
 	return string(bytes.TrimRight(line, "\r")) == Header
 }
 
-// loadMode asks go/packages for syntax and types of the named packages only; their
-// dependencies come from export data.
-const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedCompiledGoFiles |
-	packages.NeedImports | packages.NeedTypes | packages.NeedSyntax | packages.NeedTypesInfo
+// listMode asks the go command only to list the named packages, their files and imports:
+// nothing is compiled. Their dependencies' types come from export data, for which the go
+// command compiles only those dependencies (usually a build-cache hit); limitgen type-checks
+// the named packages itself, which the go command could not do for code that does not
+// compile yet.
+const listMode = packages.NeedName | packages.NeedFiles | packages.NeedCompiledGoFiles |
+	packages.NeedImports
 
-// loaded is what one go/packages load returns, with the source text of every parsed file.
+// loaded is the named packages, parsed and type-checked, with the text of every parsed file.
 type loaded struct {
 	fset     *token.FileSet
 	packages []*packages.Package
 
-	mu      sync.Mutex
 	sources map[string][]byte
 }
 
@@ -47,50 +52,165 @@ type loaded struct {
 func load(cfg Config, patterns []string) (*loaded, error) {
 	l := &loaded{fset: token.NewFileSet(), sources: map[string][]byte{}}
 	pcfg := &packages.Config{
-		Mode:       loadMode,
+		Mode:       listMode,
 		Dir:        cfg.Dir,
 		Env:        cfg.Env,
 		BuildFlags: cfg.BuildFlags,
 		Tests:      true,
-		Fset:       l.fset,
-		ParseFile:  l.parseFile,
 	}
 	pkgs, err := packages.Load(pcfg, patterns...)
 	if err != nil {
 		return nil, fmt.Errorf("loading %v: %w (run it from inside a Go module)", patterns, err)
 	}
-
-	// Type errors are expected; errors that leave nothing to read are not.
 	var problems []string
 	for _, pkg := range pkgs {
 		for _, e := range pkg.Errors {
-			if e.Kind == packages.ParseError || e.Kind != packages.TypeError && len(pkg.Syntax) == 0 {
-				problems = append(problems, e.Error())
-			}
+			problems = append(problems, e.Error())
 		}
 	}
 	if len(problems) > 0 {
 		slices.Sort(problems)
-		problems = slices.Compact(problems)
-		return nil, errors.New(strings.Join(problems, "\n"))
+		return nil, errors.New(strings.Join(slices.Compact(problems), "\n"))
+	}
+
+	roots := map[string]*packages.Package{}
+	for _, pkg := range pkgs {
+		roots[pkg.ID] = pkg
+	}
+	exports, err := exportFiles(pcfg, pkgs, roots)
+	if err != nil {
+		return nil, err
+	}
+
+	// One importer for every package, so that all of them see the same dependency types.
+	gc := importer.ForCompiler(l.fset, "gc", func(path string) (io.ReadCloser, error) {
+		file, ok := exports[path]
+		if !ok {
+			return nil, fmt.Errorf("no export data for %s", path)
+		}
+		return os.Open(file)
+	}).(types.ImporterFrom)
+	checked := map[string]bool{}
+	var check func(pkg *packages.Package) error
+	check = func(pkg *packages.Package) error {
+		if checked[pkg.ID] {
+			return nil
+		}
+		checked[pkg.ID] = true
+		for _, imp := range pkg.Imports {
+			if root := roots[imp.ID]; root != nil {
+				if err := check(root); err != nil {
+					return err
+				}
+			}
+		}
+		return l.typeCheck(pkg, roots, gc)
+	}
+	for _, pkg := range pkgs {
+		if err := check(pkg); err != nil {
+			return nil, err
+		}
 	}
 	l.packages = pkgs
 	return l, nil
 }
 
-func (l *loaded) parseFile(fset *token.FileSet, filename string, src []byte) (*ast.File, error) {
-	if IsGenerated(src) {
-		return parser.ParseFile(fset, filename, src, parser.PackageClauseOnly)
+// exportFiles asks the go command for the export data of the named packages' imports that
+// are not themselves named, keyed by import path.
+func exportFiles(cfg *packages.Config, pkgs []*packages.Package,
+	roots map[string]*packages.Package) (map[string]string, error) {
+
+	var deps []string
+	seen := map[string]bool{}
+	for _, pkg := range pkgs {
+		for _, imp := range pkg.Imports {
+			if roots[imp.ID] == nil && !seen[imp.ID] && imp.ID != "unsafe" && imp.ID != "C" {
+				seen[imp.ID] = true
+				deps = append(deps, imp.ID)
+			}
+		}
 	}
-	l.mu.Lock()
-	l.sources[filename] = src
-	l.mu.Unlock()
-	return parser.ParseFile(fset, filename, src, parser.ParseComments|parser.AllErrors)
+	exports := map[string]string{}
+	if len(deps) == 0 {
+		return exports, nil
+	}
+	slices.Sort(deps)
+	depCfg := *cfg
+	depCfg.Mode = packages.NeedName | packages.NeedExportFile
+	depCfg.Tests = false
+	depPkgs, err := packages.Load(&depCfg, deps...)
+	if err != nil {
+		return nil, fmt.Errorf("loading the export data of %d imported packages: %w", len(deps),
+			err)
+	}
+	for _, pkg := range depPkgs {
+		if pkg.ExportFile != "" {
+			exports[pkg.PkgPath] = pkg.ExportFile
+		}
+	}
+	return exports, nil
 }
+
+// typeCheck parses and type-checks one named package, keeping its type errors to itself.
+func (l *loaded) typeCheck(pkg *packages.Package, roots map[string]*packages.Package,
+	gc types.ImporterFrom) error {
+
+	var parseErrors []string
+	for _, filename := range pkg.CompiledGoFiles {
+		src, ok := l.sources[filename]
+		if !ok {
+			var err error
+			if src, err = os.ReadFile(filename); err != nil {
+				return fmt.Errorf("reading %s: %w", filename, err)
+			}
+		}
+		mode := parser.ParseComments | parser.AllErrors
+		if IsGenerated(src) {
+			mode = parser.PackageClauseOnly
+		} else {
+			l.sources[filename] = src
+		}
+		f, err := parser.ParseFile(l.fset, filename, src, mode)
+		if err != nil {
+			parseErrors = append(parseErrors, err.Error())
+			continue
+		}
+		pkg.Syntax = append(pkg.Syntax, f)
+	}
+	if len(parseErrors) > 0 {
+		return errors.New(strings.Join(parseErrors, "\n"))
+	}
+
+	pkg.TypesInfo = &types.Info{
+		Types:      map[ast.Expr]types.TypeAndValue{},
+		Defs:       map[*ast.Ident]types.Object{},
+		Uses:       map[*ast.Ident]types.Object{},
+		Implicits:  map[ast.Node]types.Object{},
+		Selections: map[*ast.SelectorExpr]*types.Selection{},
+		Scopes:     map[ast.Node]*types.Scope{},
+		Instances:  map[*ast.Ident]types.Instance{},
+	}
+	conf := types.Config{
+		Importer: importerFunc(func(path string) (*types.Package, error) {
+			if imp := pkg.Imports[path]; imp != nil {
+				if root := roots[imp.ID]; root != nil && root.Types != nil {
+					return root.Types, nil
+				}
+			}
+			return gc.ImportFrom(path, "", 0)
+		}),
+		Error:       func(error) {}, // missing wrappers and stale callers are expected
+		FakeImportC: true,
+	}
+	pkg.Types, _ = conf.Check(pkg.PkgPath, l.fset, pkg.Syntax, pkg.TypesInfo)
+	return nil
+}
+
+type importerFunc func(path string) (*types.Package, error)
+
+func (f importerFunc) Import(path string) (*types.Package, error) { return f(path) }
 
 // source returns the text of a file parsed by this load.
 func (l *loaded) source(filename string) []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	return l.sources[filename]
 }
