@@ -187,7 +187,7 @@ func zeroReturn(r *renderer, h *Handler) []jen.Code {
 	var decls, values []jen.Code
 	for i, t := range p.resultTs {
 		if i == len(p.resultTs)-1 && p.lastIsError {
-			values = append(values, jen.Id(p.decision).Dot("Err").Call(jen.Id(p.rule)))
+			values = append(values, jen.Id(p.decision).Dot("Err").Call())
 			continue
 		}
 		if zero := zeroLiteral(t); zero != nil {

@@ -50,6 +50,9 @@ func (r *Rule) String() string {
 type Decision struct {
 	// Allowed reports whether the call may run.
 	Allowed bool
+	// Pool is the pool of the rule that decided: the one that denied the call, or when the
+	// call was allowed, the one closest to its limit.
+	Pool string
 	// Limit is the rule's allowance.
 	Limit int64
 	// Remaining is how many more calls the identity may make in the current window.
@@ -80,12 +83,12 @@ func (e *LimitError) Error() string {
 // Is reports whether target is ErrLimited.
 func (e *LimitError) Is(target error) bool { return target == ErrLimited }
 
-// Err returns a *LimitError for a denied decision of rule, and nil for an allowed one.
-func (d Decision) Err(rule *Rule) error {
+// Err returns a *LimitError for a denied decision, and nil for an allowed one.
+func (d Decision) Err() error {
 	if d.Allowed {
 		return nil
 	}
-	return &LimitError{Pool: rule.Pool, RetryAfter: d.RetryAfter, Decision: d}
+	return &LimitError{Pool: d.Pool, RetryAfter: d.RetryAfter, Decision: d}
 }
 
 // Store keeps the counters. Implementations must be safe for concurrent use and must count

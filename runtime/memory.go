@@ -128,6 +128,7 @@ func (s *MemoryStore) Len() int {
 func decide(rule *Rule, allowed bool, count int64, resetAfter time.Duration) Decision {
 	d := Decision{
 		Allowed:    allowed,
+		Pool:       rule.Pool,
 		Limit:      rule.Allowance,
 		Remaining:  max(rule.Allowance-count, 0),
 		ResetAfter: resetAfter,

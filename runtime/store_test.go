@@ -288,10 +288,10 @@ func TestMemoryReclaimsEndedWindows(t *testing.T) {
 func TestLimitErrorMatchesErrLimited(t *testing.T) {
 	lim := New(nil)
 	rule := &Rule{Pool: "err", Window: time.Minute, Allowance: 1}
-	if err := lim.Allow(rule, "x").Err(rule); err != nil {
+	if err := lim.Allow(rule, "x").Err(); err != nil {
 		t.Fatalf("allowed call: Err = %v, want nil", err)
 	}
-	err := lim.Allow(rule, "x").Err(rule)
+	err := lim.Allow(rule, "x").Err()
 	var limitErr *LimitError
 	if !errors.Is(err, ErrLimited) || !errors.As(err, &limitErr) ||
 		limitErr.RetryAfter <= 0 || limitErr.Pool != "err" {
