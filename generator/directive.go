@@ -49,6 +49,9 @@ type Directive struct {
 	Pool      string
 	Window    time.Duration
 	Allowance int64
+	Algorithm string // fixed, sliding or gcra
+	Cost      int64  // what one call consumes
+	CostPos   token.Position
 	By        string         // Go expression for the identity; empty means the default
 	ByPos     token.Position // where By's value starts
 	On        Action
@@ -56,7 +59,11 @@ type Directive struct {
 	OnPos     token.Position
 }
 
-var parameterNames = []string{"key", "window", "allowance", "by", "on"}
+var parameterNames = []string{"key", "window", "allowance", "algo", "cost", "by", "on"}
+
+// Algorithms are the values algo= takes, with the name of the runtime constant for each.
+var Algorithms = map[string]string{"fixed": "FixedWindow", "sliding": "SlidingWindow",
+	"gcra": "GCRA"}
 
 // IsDirective reports whether a comment line is meant as a limitgen directive, including
 // misspelled ones such as //limit:socket, so that they are reported instead of ignored.
@@ -68,7 +75,8 @@ func IsDirective(text string) bool {
 // with the position of the offending argument; the returned directive is only meaningful
 // when no problem was added.
 func ParseDirective(text string, pos token.Position, errs *ErrorList) Directive {
-	d := Directive{Pos: pos, Pool: DefaultPool, Window: DefaultWindow, Allowance: DefaultAllowance}
+	d := Directive{Pos: pos, Pool: DefaultPool, Window: DefaultWindow, Allowance: DefaultAllowance,
+		Algorithm: "fixed", Cost: 1}
 	at := func(offset int) token.Position {
 		p := pos
 		p.Column += offset
@@ -112,6 +120,10 @@ func ParseDirective(text string, pos token.Position, errs *ErrorList) Directive 
 		if err := d.set(name, value, valuePos); err != nil {
 			errs.Add(valuePos, "%v", err)
 		}
+	}
+	if d.Cost > d.Allowance {
+		errs.Add(d.CostPos, "cost=%d is more than allowance=%d: such a call could never run",
+			d.Cost, d.Allowance)
 	}
 	return d
 }
@@ -193,6 +205,17 @@ func (d *Directive) set(name, value string, pos token.Position) error {
 				int64(MaxAllowance))
 		}
 		d.Allowance = n
+	case "algo":
+		if _, ok := Algorithms[value]; !ok {
+			return fmt.Errorf("algo %q must be fixed, sliding or gcra", value)
+		}
+		d.Algorithm = value
+	case "cost":
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || n < 1 || n > MaxAllowance {
+			return fmt.Errorf("cost %q must be a whole number from 1 to the allowance", value)
+		}
+		d.Cost, d.CostPos = n, pos
 	case "by":
 		if strings.TrimSpace(value) == "" {
 			return fmt.Errorf("by is empty: give a Go expression for the caller's identity")

@@ -49,21 +49,21 @@ func FuzzParseDirective(f *testing.F) {
 func TestParseDirective(t *testing.T) {
 	pos := token.Position{Filename: "f.go", Line: 1, Column: 1}
 	var errs ErrorList
-	d := ParseDirective(`//limit:socketio key=chat window=1500ms allowance=7 by="userOf(s, 1)" on=busy`,
-		pos, &errs)
+	d := ParseDirective(`//limit:socketio key=chat window=1500ms allowance=7 algo=gcra cost=2 `+
+		`by="userOf(s, 1)" on=busy`, pos, &errs)
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	want := Directive{Pos: pos, Pool: "chat", Window: 1500 * 1e6, Allowance: 7,
-		By: "userOf(s, 1)", On: Call, OnName: "busy"}
-	d.ByPos, d.OnPos = token.Position{}, token.Position{}
+	want := Directive{Pos: pos, Pool: "chat", Window: 1500 * 1e6, Allowance: 7, Algorithm: "gcra",
+		Cost: 2, By: "userOf(s, 1)", On: Call, OnName: "busy"}
+	d.ByPos, d.OnPos, d.CostPos = token.Position{}, token.Position{}, token.Position{}
 	if d != want {
 		t.Fatalf("got %+v\nwant %+v", d, want)
 	}
 
 	d = ParseDirective("//limit:socketio", pos, &errs)
 	if len(errs) > 0 || d.Pool != DefaultPool || d.Window != DefaultWindow ||
-		d.Allowance != DefaultAllowance || d.On != Drop {
+		d.Allowance != DefaultAllowance || d.On != Drop || d.Algorithm != "fixed" || d.Cost != 1 {
 		t.Fatalf("defaults: %+v %v", d, errs)
 	}
 }

@@ -99,7 +99,6 @@ func chooseImportNames(f *jen.File, sf sourceFile, handlers []*Handler) {
 // receiver) that takes a limiter and returns a function with the handler's signature.
 func emitWrapper(f *jen.File, r *renderer, h *Handler) {
 	p := &h.plan
-	d := h.Directive
 
 	for _, line := range strings.Split(wrapperDoc(h), "\n") {
 		f.Comment(line)
@@ -115,13 +114,43 @@ func emitWrapper(f *jen.File, r *renderer, h *Handler) {
 	handlerType := jen.Func().Params(r.params(p.params)...).Add(r.results(p.results))
 	def.Params(jen.Id(p.limiter).Op("*").Qual(RuntimePath, "Limiter")).Add(handlerType)
 
-	rule := jen.Id(p.rule).Op(":=").Op("&").Qual(RuntimePath, "Rule").Values(
+	var rules jen.Code
+	if len(h.Rules) == 1 {
+		rules = jen.Id(p.rule).Op(":=").Op("&").Qual(RuntimePath, "Rule").
+			Values(ruleFields(h.Rules[0])...)
+	} else {
+		list := make([]jen.Code, len(h.Rules))
+		for i, rd := range h.Rules {
+			list[i] = jen.Values(ruleFields(rd)...)
+		}
+		rules = jen.Id(p.rule).Op(":=").Index().Op("*").Qual(RuntimePath, "Rule").
+			ValuesFunc(func(g *jen.Group) {
+				for _, item := range list {
+					g.Line().Add(item)
+				}
+				g.Line()
+			})
+	}
+	def.Block(rules, jen.Return(jen.Func().Params(r.params(p.params)...).
+		Add(r.results(p.results)).Block(wrapperBody(r, h)...)))
+}
+
+// ruleFields are the fields of a runtime.Rule literal; algorithm and cost only when they are
+// not the defaults.
+func ruleFields(d Directive) []jen.Code {
+	fields := []jen.Code{
 		jen.Id("Pool").Op(":").Lit(d.Pool),
 		jen.Id("Window").Op(":").Add(windowCode(d.Window)),
 		jen.Id("Allowance").Op(":").Id(strconv.FormatInt(d.Allowance, 10)),
-	)
-	def.Block(rule, jen.Return(jen.Func().Params(r.params(p.params)...).
-		Add(r.results(p.results)).Block(wrapperBody(r, h)...)))
+	}
+	if d.Algorithm != "fixed" {
+		fields = append(fields, jen.Id("Algorithm").Op(":").
+			Qual(RuntimePath, Algorithms[d.Algorithm]))
+	}
+	if d.Cost != 1 {
+		fields = append(fields, jen.Id("Cost").Op(":").Id(strconv.FormatInt(d.Cost, 10)))
+	}
+	return fields
 }
 
 // wrapperBody is: ask the limiter; over the limit, do what the directive says; otherwise
@@ -129,7 +158,11 @@ func emitWrapper(f *jen.File, r *renderer, h *Handler) {
 func wrapperBody(r *renderer, h *Handler) []jen.Code {
 	p := &h.plan
 	d := h.Directive
-	allow := jen.Id(p.limiter).Dot("Allow").Call(jen.Id(p.rule), identityCode(r, h))
+	method := "Allow"
+	if len(h.Rules) > 1 {
+		method = "AllowAll"
+	}
+	allow := jen.Id(p.limiter).Dot(method).Call(jen.Id(p.rule), identityCode(r, h))
 
 	var denied []jen.Code
 	needsDecision := d.On == Call || p.lastIsError

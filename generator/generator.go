@@ -40,7 +40,8 @@ type Config struct {
 
 // Handler is one annotated function or method, checked and ready to be emitted.
 type Handler struct {
-	Directive Directive
+	Directive Directive      // the first directive, with the handler's by= and on=
+	Rules     []Directive    // every directive, one rule each
 	Pos       token.Position // of the func keyword
 	File      string         // the source file's path
 	Name      string         // Chat
@@ -53,16 +54,34 @@ type Handler struct {
 	plan       wrapperPlan
 }
 
-// Rule describes the handler's rule in words, such as
-// "10 calls per minute for each c.ID() in pool \"chat\"".
+// Rule describes the handler's rules in words, such as
+// "10 calls per minute in pool \"chat\" for each c.ID()".
 func (h *Handler) Rule() string {
-	d := h.Directive
+	parts := make([]string, len(h.Rules))
+	for i, d := range h.Rules {
+		parts[i] = ruleWords(d)
+	}
+	return strings.Join(parts, " and ") + " for each " + h.Identity
+}
+
+// ruleWords says one rule: "3 calls per second in pool \"chat\"", with its algorithm and
+// cost when they are not the defaults.
+func ruleWords(d Directive) string {
 	calls := "calls"
 	if d.Allowance == 1 {
 		calls = "call"
 	}
-	return fmt.Sprintf("%d %s per %s for each %s in pool %q",
-		d.Allowance, calls, windowWords(d.Window), h.Identity, d.Pool)
+	s := fmt.Sprintf("%d %s per %s", d.Allowance, calls, windowWords(d.Window))
+	switch d.Algorithm {
+	case "sliding":
+		s += " (sliding window)"
+	case "gcra":
+		s += " (GCRA)"
+	}
+	if d.Cost != 1 {
+		s += fmt.Sprintf(", each call costing %d,", d.Cost)
+	}
+	return s + fmt.Sprintf(" in pool %q", d.Pool)
 }
 
 // Generate loads the packages matching patterns, finds and checks every annotated handler
@@ -260,25 +279,28 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 	}
 }
 
-// checkPools reports handlers that share a pool with different rules: they share one
-// counter, so one of the two rules would silently win.
+// checkPools reports rules that give one pool different limits: the handlers share one
+// counter per identity, so one of the rules would silently win. Costs may differ.
 func checkPools(handlers []*Handler, errs *ErrorList) {
-	first := map[string]*Handler{}
+	first := map[string]Directive{}
 	for _, h := range handlers {
-		d := h.Directive
-		other, ok := first[d.Pool]
-		if !ok {
-			first[d.Pool] = h
-			continue
-		}
-		od := other.Directive
-		if od.Window != d.Window || od.Allowance != d.Allowance {
-			errs.Add(d.Pos, "pool %q is %d per %s here but %d per %s at %s; handlers "+
-				"sharing a pool must give it the same window and allowance",
-				d.Pool, d.Allowance, windowWords(d.Window), od.Allowance, windowWords(od.Window),
-				od.Pos)
+		for _, d := range h.Rules {
+			od, ok := first[d.Pool]
+			if !ok {
+				first[d.Pool] = d
+				continue
+			}
+			if od.Window != d.Window || od.Allowance != d.Allowance || od.Algorithm != d.Algorithm {
+				errs.Add(d.Pos, "pool %q is %s here but %s at %s; rules sharing a pool "+
+					"must give it the same window, allowance and algo", d.Pool,
+					limitWords(d), limitWords(od), od.Pos)
+			}
 		}
 	}
+}
+
+func limitWords(d Directive) string {
+	return fmt.Sprintf("%d per %s (%s)", d.Allowance, windowWords(d.Window), d.Algorithm)
 }
 
 // windowWords says a window the way a person would: "minute", "10 seconds", "1.5s".

@@ -99,16 +99,49 @@ func findHandlers(sf sourceFile, errs *ErrorList) []*Handler {
 		if len(directives) == 0 {
 			continue
 		}
-		if len(directives) > 1 {
-			errs.Add(directives[1].Pos, "a handler takes one %s line; the first is at %s",
-				Prefix, directives[0].Pos)
+		merged, ok := mergeDirectives(directives, errs)
+		if !ok {
 			continue
 		}
-		if h := checkHandler(sf, attached[group], directives[0], errs); h != nil {
+		if h := checkHandler(sf, attached[group], merged, directives, errs); h != nil {
 			handlers = append(handlers, h)
 		}
 	}
 	return handlers
+}
+
+// mergeDirectives combines the lines of a handler with several limits: each line is one rule,
+// and by= and on=, which say whose calls are counted and what happens over any limit, may be
+// given on any one line, or on several lines if they agree. A pool may appear once.
+func mergeDirectives(directives []Directive, errs *ErrorList) (Directive, bool) {
+	merged := directives[0]
+	ok := true
+	pools := map[string]Directive{merged.Pool: merged}
+	for _, d := range directives[1:] {
+		if first, seen := pools[d.Pool]; seen {
+			errs.Add(d.Pos, "pool %q is limited twice on this handler (also at %s)", d.Pool,
+				first.Pos)
+			ok = false
+		}
+		pools[d.Pool] = d
+		if d.By != "" {
+			if merged.By != "" && merged.By != d.By {
+				errs.Add(d.ByPos, "by=%s differs from by=%s at %s; a handler has one identity",
+					d.By, merged.By, merged.ByPos)
+				ok = false
+			}
+			merged.By, merged.ByPos = d.By, d.ByPos
+		}
+		if d.OnPos.IsValid() {
+			if merged.OnPos.IsValid() && (merged.On != d.On || merged.OnName != d.OnName) {
+				errs.Add(d.OnPos, "this on= differs from the one at %s; a handler does one "+
+					"thing over its limits", merged.OnPos)
+				ok = false
+			}
+			merged.On, merged.OnName, merged.OnPos = d.On, d.OnName, d.OnPos
+		}
+	}
+	return merged, ok
 }
 
 // detachedMessage explains why a directive that is not a declaration's doc comment has no
@@ -133,7 +166,7 @@ func detachedMessage(fset *token.FileSet, file *ast.File, group *ast.CommentGrou
 }
 
 // checkHandler checks a directive against its declaration's types and plans the wrapper.
-func checkHandler(sf sourceFile, decl *ast.FuncDecl, d Directive,
+func checkHandler(sf sourceFile, decl *ast.FuncDecl, d Directive, rules []Directive,
 	errs *ErrorList) *Handler {
 
 	info := sf.info
@@ -149,7 +182,7 @@ func checkHandler(sf sourceFile, decl *ast.FuncDecl, d Directive,
 		return nil
 	}
 	sig := fn.Type().(*types.Signature)
-	h := &Handler{Directive: d, Pos: pos, File: sf.path, Name: decl.Name.Name,
+	h := &Handler{Directive: d, Rules: rules, Pos: pos, File: sf.path, Name: decl.Name.Name,
 		Display: decl.Name.Name, decl: decl, sig: sig, sourceInfo: info}
 
 	// The wrapper's variables also stay clear of the names its file may import.
@@ -221,7 +254,11 @@ func checkHandler(sf sourceFile, decl *ast.FuncDecl, d Directive,
 			types.Universe.Lookup("error").Type())
 	}
 
-	p.limiter, p.rule, p.decision = taken.fresh("l"), taken.fresh("rule"), taken.fresh("d")
+	ruleName := "rule"
+	if len(rules) > 1 {
+		ruleName = "rules"
+	}
+	p.limiter, p.rule, p.decision = taken.fresh("l"), taken.fresh(ruleName), taken.fresh("d")
 
 	var identityRoot *types.Var
 	if d.By != "" {

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// ChatLimited returns (*Client).Chat, from client.go, limited to 5 calls per 3 seconds for
-// each c.ID() in pool "chat"; calls over the limit go to c.chatRejected.
+// ChatLimited returns (*Client).Chat, from client.go, limited to 5 calls per 3 seconds in
+// pool "chat" for each c.ID(); calls over the limit go to c.chatRejected.
 func (c *Client) ChatLimited(l *runtime.Limiter) func(args ...any) {
 	rule := &runtime.Rule{Pool: "chat", Window: 3 * time.Second, Allowance: 5}
 	return func(args ...any) {
@@ -22,7 +22,7 @@ func (c *Client) ChatLimited(l *runtime.Limiter) func(args ...any) {
 }
 
 // SearchLimited returns (*Client).Search, from client.go, limited to 3 calls per 5 seconds
-// for each c.ID() in pool "expensive"; calls over the limit go to c.expensiveRejected.
+// in pool "expensive" for each c.ID(); calls over the limit go to c.expensiveRejected.
 func (c *Client) SearchLimited(l *runtime.Limiter) func(args ...any) {
 	rule := &runtime.Rule{Pool: "expensive", Window: 5 * time.Second, Allowance: 3}
 	return func(args ...any) {
@@ -36,7 +36,7 @@ func (c *Client) SearchLimited(l *runtime.Limiter) func(args ...any) {
 }
 
 // HistoryLimited returns (*Client).History, from client.go, limited to 3 calls per 5 seconds
-// for each c.ID() in pool "expensive"; calls over the limit go to c.expensiveRejected.
+// in pool "expensive" for each c.ID(); calls over the limit go to c.expensiveRejected.
 func (c *Client) HistoryLimited(l *runtime.Limiter) func(args ...any) {
 	rule := &runtime.Rule{Pool: "expensive", Window: 5 * time.Second, Allowance: 3}
 	return func(args ...any) {
@@ -49,8 +49,8 @@ func (c *Client) HistoryLimited(l *runtime.Limiter) func(args ...any) {
 	}
 }
 
-// TypingLimited returns (*Client).Typing, from client.go, limited to 10 calls per second for
-// each c.ID() in pool "typing"; a caller over the limit is dropped and disconnected.
+// TypingLimited returns (*Client).Typing, from client.go, limited to 10 calls per second in
+// pool "typing" for each c.ID(); a caller over the limit is dropped and disconnected.
 func (c *Client) TypingLimited(l *runtime.Limiter) func(args ...any) {
 	rule := &runtime.Rule{Pool: "typing", Window: time.Second, Allowance: 10}
 	return func(args ...any) {
