@@ -33,17 +33,27 @@ import (
 	"unicode/utf8"
 )
 
-// Rule is one limit as written in a directive: Allowance calls per Window for each identity,
-// counted in the pool named Pool. Handlers whose rules name the same Pool share one counter.
+// Rule is one limit as written in a directive: Allowance cost units per Window for each
+// identity, counted by Algorithm in the pool named Pool; each call consumes Cost (0 means
+// 1). Handlers whose rules name the same Pool and Algorithm share one counter.
 type Rule struct {
 	Pool      string
 	Window    time.Duration
 	Allowance int64
+	Algorithm Algorithm
+	Cost      int64
 }
 
 // String describes the rule in words, for logs and doc comments.
 func (r *Rule) String() string {
-	return fmt.Sprintf("%d per %s in pool %q", r.Allowance, r.Window, r.Pool)
+	s := fmt.Sprintf("%d per %s in pool %q", r.Allowance, r.Window, r.Pool)
+	if r.Algorithm != FixedWindow {
+		s += " (" + r.Algorithm.String() + ")"
+	}
+	if r.Cost > 1 {
+		s += fmt.Sprintf(", cost %d", r.Cost)
+	}
+	return s
 }
 
 // Decision is the answer for one call.
@@ -95,8 +105,15 @@ func (d Decision) Err() error {
 // exactly: of n concurrent Take calls for one (pool, identity) in one window, exactly
 // min(n, Allowance) are allowed.
 type Store interface {
-	// Take counts cost calls of identity against rule and reports the decision.
-	Take(ctx context.Context, rule *Rule, identity string, cost int64) (Decision, error)
+	// Take decides one call of identity under every rule (at least one), all or nothing:
+	// when any rule denies the call, it consumes from none. Each rule consumes its Cost.
+	// The decision is the denying rule's with the longest RetryAfter, or when the call is
+	// allowed, the rule's with the least Remaining.
+	Take(ctx context.Context, rules []*Rule, identity string) (Decision, error)
+	// Peek reports what a call under rule would get now, consuming nothing.
+	Peek(ctx context.Context, rule *Rule, identity string) (Decision, error)
+	// Reset forgets what identity consumed in pool, under every algorithm.
+	Reset(ctx context.Context, pool, identity string) error
 }
 
 // Limiter decides, for generated wrappers, whether a call may run. Create one per process
@@ -118,6 +135,7 @@ type Limiter struct {
 	outage  atomic.Bool // the store is failing and decisions are made locally
 	probing atomic.Bool // during an outage, one call is asking the store
 	invalid sync.Map    // pools whose invalid rules were logged
+	denials denialCache // denials of a remote store, replayed without asking it again
 }
 
 // Option configures a Limiter.
@@ -180,49 +198,44 @@ func (l *Limiter) Close() error {
 	return nil
 }
 
-// Allow counts one call of identity against rule and reports whether it may run.
+// Allow counts one call of identity against rule, consuming rule.Cost, and reports whether
+// it may run.
 func (l *Limiter) Allow(rule *Rule, identity string) Decision {
-	return l.AllowN(context.Background(), rule, identity, 1)
+	return l.allowOne(context.Background(), rule, identity)
 }
 
-// AllowN counts cost calls of identity against rule; cost must be at least 1. It waits for
-// the store at most until ctx ends or the limiter's timeout passes, whichever is first, and
-// then decides in process memory.
+// AllowN counts a call of identity against rule that consumes cost instead of rule.Cost;
+// cost must be from 1 to the allowance. It waits for the store at most until ctx ends or
+// the limiter's timeout passes, whichever is first, and then decides in process memory.
 func (l *Limiter) AllowN(ctx context.Context, rule *Rule, identity string, cost int64) Decision {
 	if err := check(rule, cost); err != nil {
 		l.reportInvalid(rule, err)
 		return Decision{}
 	}
-	var d Decision
-	if l.fallback == nil {
-		d, _ = l.store.Take(ctx, rule, identity, cost) // a MemoryStore fails only on bad rules
-	} else {
-		d = l.takeRemote(ctx, rule, identity, cost)
+	if cost != rule.cost() {
+		r := *rule
+		r.Cost = cost
+		rule = &r
 	}
-	if !d.Allowed && l.logger.Enabled(ctx, slog.LevelDebug) {
-		l.logger.DebugContext(ctx, "limitgen: call denied", "pool", rule.Pool,
-			"identity", shorten(identity), "retry_after", d.RetryAfter)
-	}
-	return d
+	return l.allowOne(ctx, rule, identity)
 }
 
 // takeRemote asks a store that may fail or hang, and falls back to local decisions.
-func (l *Limiter) takeRemote(ctx context.Context, rule *Rule, identity string,
-	cost int64) Decision {
+func (l *Limiter) takeRemote(ctx context.Context, rules []*Rule, identity string) Decision {
 	if l.outage.Load() {
 		if !l.probing.CompareAndSwap(false, true) {
-			return l.takeLocal(rule, identity, cost)
+			return l.takeLocal(rules, identity)
 		}
 		defer l.probing.Store(false)
 	}
-	d, err := l.ask(ctx, rule, identity, cost)
+	d, err := l.ask(ctx, rules, identity)
 	if err == nil {
 		if l.outage.CompareAndSwap(true, false) {
 			l.logger.Info("limitgen: store answers again; limits are shared again")
 		}
 		return d
 	}
-	return l.storeFailed(ctx, rule, identity, cost, err)
+	return l.storeFailed(ctx, rules, identity, err)
 }
 
 type answer struct {
@@ -235,12 +248,11 @@ type answer struct {
 // ignores its context (a go-redis client without ContextTimeoutEnabled, blocked on a hung
 // server) cannot hold the caller past the deadline; such a Take may still count the call in
 // the store after it was decided locally.
-func (l *Limiter) ask(ctx context.Context, rule *Rule, identity string,
-	cost int64) (Decision, error) {
+func (l *Limiter) ask(ctx context.Context, rules []*Rule, identity string) (Decision, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	if l.direct {
-		return l.store.Take(ctx, rule, identity, cost)
+		return l.store.Take(ctx, rules, identity)
 	}
 	done := make(chan answer, 1)
 	go func() {
@@ -249,7 +261,7 @@ func (l *Limiter) ask(ctx context.Context, rule *Rule, identity string,
 				done <- answer{err: fmt.Errorf("limitgen: store panicked: %v", p)}
 			}
 		}()
-		d, err := l.store.Take(ctx, rule, identity, cost)
+		d, err := l.store.Take(ctx, rules, identity)
 		done <- answer{d, err}
 	}()
 	select {
@@ -269,18 +281,17 @@ func (l *Limiter) ask(ctx context.Context, rule *Rule, identity string,
 // storeFailed is the policy for a store that erred or did not answer in time: the call is
 // decided by the in-process fallback store with the same rule. An outage is logged once
 // when it starts; the caller's own cancelled context is not an outage.
-func (l *Limiter) storeFailed(ctx context.Context, rule *Rule, identity string, cost int64,
+func (l *Limiter) storeFailed(ctx context.Context, rules []*Rule, identity string,
 	err error) Decision {
 	if ctx.Err() == nil && l.outage.CompareAndSwap(false, true) {
 		l.logger.Warn("limitgen: store failed; enforcing limits in this process until it "+
-			"answers", "pool", rule.Pool, "error", err)
+			"answers", "pool", rules[0].Pool, "error", err)
 	}
-	return l.takeLocal(rule, identity, cost)
+	return l.takeLocal(rules, identity)
 }
 
-func (l *Limiter) takeLocal(rule *Rule, identity string, cost int64) Decision {
-	d, _ := l.fallback.Take(context.Background(), rule, identity, cost)
-	return d
+func (l *Limiter) takeLocal(rules []*Rule, identity string) Decision {
+	return l.fallback.take(rules, identity)
 }
 
 // reportInvalid logs an invalid rule once per pool name.

@@ -39,11 +39,12 @@ func (b *logBuffer) logger() *slog.Logger {
 // hungStore never answers until released, ignoring its context as a go-redis client
 // without ContextTimeoutEnabled does with a hung server.
 type hungStore struct {
+	noAdmin
 	release chan struct{}
 	calls   atomic.Int64
 }
 
-func (s *hungStore) Take(context.Context, *Rule, string, int64) (Decision, error) {
+func (s *hungStore) Take(context.Context, []*Rule, string) (Decision, error) {
 	s.calls.Add(1)
 	<-s.release
 	return Decision{}, errors.New("released")
@@ -151,9 +152,9 @@ func TestLimiterAsksAHungStoreOneCallAtATime(t *testing.T) {
 }
 
 // panicStore panics on every call.
-type panicStore struct{}
+type panicStore struct{ noAdmin }
 
-func (panicStore) Take(context.Context, *Rule, string, int64) (Decision, error) {
+func (panicStore) Take(context.Context, []*Rule, string) (Decision, error) {
 	panic("broken store")
 }
 
@@ -170,9 +171,12 @@ func TestLimiterSurvivesAPanickingStore(t *testing.T) {
 }
 
 // countingStore counts its calls and allows everything.
-type countingStore struct{ calls atomic.Int64 }
+type countingStore struct {
+	noAdmin
+	calls atomic.Int64
+}
 
-func (s *countingStore) Take(context.Context, *Rule, string, int64) (Decision, error) {
+func (s *countingStore) Take(context.Context, []*Rule, string) (Decision, error) {
 	s.calls.Add(1)
 	return Decision{Allowed: true}, nil
 }
@@ -204,7 +208,7 @@ func TestInvalidRulesAreDeniedAndLoggedOnce(t *testing.T) {
 		if b.cost == 1 && !errors.Is(b.rule.Validate(), ErrInvalidRule) {
 			t.Errorf("rule %+v: Validate = %v, want ErrInvalidRule", b.rule, b.rule.Validate())
 		}
-		_, err := NewMemoryStore().Take(context.Background(), b.rule, "kim", b.cost)
+		_, err := takeCost(NewMemoryStore(), b.rule, "kim", b.cost)
 		if !errors.Is(err, ErrInvalidRule) {
 			t.Errorf("rule %+v cost %d: MemoryStore.Take = %v, want ErrInvalidRule",
 				b.rule, b.cost, err)

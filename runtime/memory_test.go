@@ -12,12 +12,13 @@ func TestMemoryTakeDoesNotAllocate(t *testing.T) {
 	var clock atomic.Int64
 	store := newMemoryStore(func() time.Duration { return time.Duration(clock.Load()) })
 	ctx := context.Background()
-	allowed := &Rule{Pool: "allocs", Window: time.Hour, Allowance: 1 << 62}
+	allowed := &Rule{Pool: "allocs", Window: time.Hour, Allowance: 1 << 50}
 	denied := &Rule{Pool: "allocs-denied", Window: time.Hour, Allowance: 1}
-	store.Take(ctx, allowed, "olga", 1)
-	store.Take(ctx, denied, "olga", 1)
+	store.Take(ctx, []*Rule{allowed}, "olga")
+	store.Take(ctx, []*Rule{denied}, "olga")
 	for name, rule := range map[string]*Rule{"allowed": allowed, "denied": denied} {
-		n := testing.AllocsPerRun(1000, func() { store.Take(ctx, rule, "olga", 1) })
+		rules := []*Rule{rule}
+		n := testing.AllocsPerRun(1000, func() { store.Take(ctx, rules, "olga") })
 		if n != 0 {
 			t.Errorf("%s Take: %v allocations per call, want 0", name, n)
 		}
@@ -50,7 +51,7 @@ func TestMemoryReclaimsShortWindowsBesideLongOnes(t *testing.T) {
 
 func BenchmarkMemoryTakeParallel(b *testing.B) {
 	store := NewMemoryStore()
-	rule := &Rule{Pool: "bench", Window: time.Hour, Allowance: 1 << 62}
+	rule := &Rule{Pool: "bench", Window: time.Hour, Allowance: 1 << 50}
 	ids := make([]string, 1024)
 	for i := range ids {
 		ids[i] = fmt.Sprint("user", i)
@@ -60,7 +61,7 @@ func BenchmarkMemoryTakeParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := int(next.Add(1))
 		for pb.Next() {
-			store.Take(context.Background(), rule, ids[i%len(ids)], 1)
+			store.Take(context.Background(), []*Rule{rule}, ids[i%len(ids)])
 			i++
 		}
 	})
@@ -68,7 +69,7 @@ func BenchmarkMemoryTakeParallel(b *testing.B) {
 
 func BenchmarkLimiterAllowMemory(b *testing.B) {
 	lim := New(nil)
-	rule := &Rule{Pool: "bench", Window: time.Hour, Allowance: 1 << 62}
+	rule := &Rule{Pool: "bench", Window: time.Hour, Allowance: 1 << 50}
 	b.ReportAllocs()
 	for b.Loop() {
 		lim.Allow(rule, "alice")

@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"time"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -13,22 +13,29 @@ import (
 // RedisStore keeps counters in Redis, so that every server instance sharing the Redis
 // enforces one limit together.
 //
-// Each decision is one Lua script run atomically inside Redis: read the counter and its
-// remaining time-to-live, then either count the call or not. Windows are timed by Redis's
-// own clock (key expiry), never by the app servers' clocks, so servers whose clocks disagree
-// still agree on windows. A counter is always written together with its TTL, and a counter
-// found without one (written by something else, or left by a crash of an older tool) starts
-// a fresh window with a TTL, so no identity is ever locked out for good.
+// Each decision is one Lua script run atomically inside Redis, for all the rules of a call
+// at once: read each rule's state, decide every rule, and write only when all allow the
+// call. Time is Redis's own clock (the TIME command inside the script), never the app
+// servers' clocks, so servers whose clocks disagree still agree on windows. Every key is
+// written together with a TTL that ends when its state would be back to empty, so idle
+// identities cost nothing; a key of an unexpected type, or without a TTL (written by
+// something else) is taken as empty and overwritten, so no identity is locked out for good.
 //
-// Keys look like limitgen:{H}:POOL, where H is the first 128 bits of the SHA-256 of the
-// identity in hex: any identity, whatever bytes it holds or however long it is, gives a key
-// of bounded length (at most 44 bytes plus MaxPoolLen), and the braces put all keys of one
-// identity in one Redis Cluster slot. H has a fixed length and pools are validated (see
-// Rule.Validate), so no two (pool, identity) pairs share a key.
+// Keys look like limitgen:{H}:POOL (fixed window: a hash of count and window end),
+// limitgen:{H}g:POOL (GCRA: a hash of debt and time) and limitgen:{H}s:POOL (sliding
+// window: a list of the total and one "ms:cost" entry per millisecond with allowed calls),
+// where H is the first 128 bits of the SHA-256 of the identity in hex: any identity,
+// whatever bytes it holds or however long it is, gives a key of bounded length (at most
+// 45 bytes plus MaxPoolLen), and the braces put all keys of one identity in one Redis
+// Cluster slot, so a script over several rules of one call never meets CROSSSLOT. H has a
+// fixed length and pools are validated (see Rule.Validate), so no two (pool, identity,
+// algorithm) share a key.
 //
-// Windows are counted in whole milliseconds: a Rule.Window of 1.5ms lasts 1ms in Redis.
+// Times are whole milliseconds: a Rule.Window of 1.5ms lasts 1ms.
 type RedisStore struct {
 	client redis.UniversalClient
+	// clock, when set (by tests only), replaces Redis's TIME, in milliseconds.
+	clock func() int64
 }
 
 // NewRedisStore returns a store that keeps its counters in the Redis that client talks to:
@@ -40,59 +47,258 @@ func NewRedisStore(client redis.UniversalClient) *RedisStore {
 	return &RedisStore{client: client}
 }
 
-// fixedWindow counts one decision. KEYS[1] is the counter; ARGV is the window in
-// milliseconds, the allowance and the cost. It returns {allowed, count, ms until reset}.
-// The window's end is the counter's expiry, kept by Redis's clock: a fresh counter is
-// written with SET PX in one command, later calls INCRBY it, which keeps its expiry, so
-// the window never drifts. redis.Script runs it with EVALSHA and loads it again after a
-// SCRIPT FLUSH or a restart. The script writes only deterministic commands, so it needs no
-// redis.replicate_commands() on old servers.
-var fixedWindow = redis.NewScript(`
-local window = tonumber(ARGV[1])
-local allowance = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-
-local ttl = redis.call('PTTL', KEYS[1])
-local count = 0
-if ttl > 0 then
-  count = tonumber(redis.call('GET', KEYS[1])) or 0
+// decideScript decides one call under several rules, or peeks at one rule. It is the Lua
+// twin of limitState.evaluate and commit (algorithm.go): the same integer arithmetic in
+// milliseconds, exact because Rule.Validate keeps every number below 2^53.
+//
+// ARGV[1] is "take" or "peek", ARGV[2] the time in ms or "" for Redis's TIME; then four
+// numbers per rule: algorithm (0 fixed, 1 sliding, 2 gcra), window ms, allowance, cost.
+// KEYS has one key per rule. It returns {allowed, remaining, retry ms, reset ms} per rule.
+// A take writes only when every rule allows the call (a denied call may still drop
+// sliding-log entries that ended, which changes no decision). The script takes TIME before
+// writing, which Redis 5 and later replicate by effects; replicate_commands asks older
+// servers for that.
+// redis.Script runs it with EVALSHA and loads it again after a SCRIPT FLUSH or a restart.
+var decideScript = redis.NewScript(`
+if redis.replicate_commands then redis.replicate_commands() end
+local take = ARGV[1] == 'take'
+local now
+if ARGV[2] ~= '' then
+  now = tonumber(ARGV[2])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-if count + cost > allowance then
-  if ttl <= 0 then
-    -- Too costly for even a fresh window: deny without writing anything.
-    return {0, 0, window}
+-- Exact floor(a/b) for integers 0 <= a, 1 <= b below 2^53, whatever the double rounding.
+local function floordiv(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
+  return q
+end
+local function ceildiv(a, b)
+  if a <= 0 then return 0 end
+  return floordiv(a - 1, b) + 1
+end
+
+-- usable reports whether k holds state of this store: of type want and with a TTL.
+-- Anything else is taken as empty, and deleted by a take so that it can be written.
+local function usable(k, want)
+  local ty = redis.call('TYPE', k)['ok']
+  if ty == 'none' then return false end
+  if ty == want and redis.call('PTTL', k) > 0 then return true end
+  if take then redis.call('DEL', k) end
+  return false
+end
+
+local function entry(e)
+  local sep = string.find(e, ':', 1, true)
+  return tonumber(string.sub(e, 1, sep - 1)), tonumber(string.sub(e, sep + 1))
+end
+
+local out, states, allowed = {}, {}, true
+for r = 1, #KEYS do
+  local k = KEYS[r]
+  local base = 2 + (r - 1) * 4
+  local s = {algo = tonumber(ARGV[base + 1]), w = tonumber(ARGV[base + 2]),
+    allowance = tonumber(ARGV[base + 3]), cost = tonumber(ARGV[base + 4])}
+  local w, allowance, cost = s.w, s.allowance, s.cost
+  local ok, remaining, retry, reset = false, 0, 0, 0
+  if s.algo == 0 then
+    -- Fixed window: a hash of the count n of the window ending at e.
+    local count, fin = 0, 0
+    if usable(k, 'hash') then
+      local v = redis.call('HMGET', k, 'n', 'e')
+      count, fin = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+    end
+    s.fresh = fin <= now
+    if s.fresh then count, fin = 0, now + w end
+    ok = count + cost <= allowance
+    if ok and take then count = count + cost end
+    remaining = allowance - count
+    if not ok then retry = fin - now end
+    if count > 0 then reset = fin - now end
+    s.count, s.fin = count, fin
+  elseif s.algo == 2 then
+    -- GCRA: a hash of the debt d at time t, in ms x allowance.
+    local debt, at = 0, 0
+    if usable(k, 'hash') then
+      local v = redis.call('HMGET', k, 'd', 't')
+      debt, at = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+    end
+    local elapsed = math.max(now - at, 0)
+    if elapsed >= w then debt = 0 else debt = math.max(debt - elapsed * allowance, 0) end
+    local after, full = debt + cost * w, w * allowance
+    ok = after <= full
+    if not ok then retry = ceildiv(after - full, allowance) end
+    if ok and take then debt = after end
+    remaining = floordiv(full - debt, w)
+    reset = ceildiv(debt, allowance)
+    s.debt = debt
+  else
+    -- Sliding window: a list of the total cost logged, then "ms:cost" entries, oldest
+    -- first. List positions below are 1-based: the total is at 1, entries from 2 to len.
+    local used, len = 0, 0
+    if usable(k, 'list') then
+      len = redis.call('LLEN', k)
+      used = tonumber(redis.call('LINDEX', k, 0)) or 0
+    end
+    local chunk, from = {}, 0
+    local function at(j)
+      if j < from or j >= from + #chunk then
+        from = j
+        chunk = redis.call('LRANGE', k, j - 1, j + 62)
+      end
+      return entry(chunk[j - from + 1])
+    end
+    -- Skip the entries that ended: an entry at t counts while now < t + w.
+    local first = 2
+    while first <= len do
+      local t, c = at(first)
+      if t + w > now then break end
+      used = used - c
+      first = first + 1
+    end
+    ok = used + cost <= allowance
+    if not ok then
+      local need, freed = used + cost - allowance, 0
+      for j = first, len do
+        local t, c = at(j)
+        freed = freed + c
+        if freed >= need then retry = t + w - now break end
+      end
+    end
+    local last = -1
+    if len >= first then last = at(len) end
+    s.last = last
+    if ok and take then used, last = used + cost, now end
+    remaining = allowance - used
+    if last >= 0 then reset = last + w - now end
+    s.used, s.first, s.len = used, first, len
   end
-  return {0, count, ttl}
+  states[r] = s
+  allowed = allowed and ok
+  out[#out + 1] = ok and 1 or 0
+  out[#out + 1] = remaining
+  out[#out + 1] = retry
+  out[#out + 1] = reset
 end
-if ttl > 0 then
-  redis.call('INCRBY', KEYS[1], cost)
-  return {1, count + cost, ttl}
+if not take then return out end
+
+for r = 1, #KEYS do
+  local k, s = KEYS[r], states[r]
+  if s.algo == 0 then
+    if allowed then
+      redis.call('HSET', k, 'n', s.count, 'e', s.fin)
+      if s.fresh then redis.call('PEXPIRE', k, s.w) end
+    end
+  elseif s.algo == 2 then
+    if allowed then
+      redis.call('HSET', k, 'd', s.debt, 't', now)
+      redis.call('PEXPIRE', k, math.max(ceildiv(s.debt, s.allowance), 1))
+    end
+  elseif s.len == 0 then
+    if allowed then
+      redis.call('RPUSH', k, s.used, now .. ':' .. s.cost)
+      redis.call('PEXPIRE', k, s.w)
+    end
+  else
+    -- Drop the ended entries, keeping the last of them as the slot for the total. A
+    -- denied call always leaves entries (cost <= allowance), so the list stays.
+    if s.first > 2 then redis.call('LTRIM', k, s.first - 2, -1) end
+    if allowed then
+      if s.last == now then
+        local _, c = entry(redis.call('LINDEX', k, -1))
+        redis.call('LSET', k, -1, now .. ':' .. (c + s.cost))
+      else
+        redis.call('RPUSH', k, now .. ':' .. s.cost)
+      end
+      redis.call('PEXPIRE', k, s.w)
+    end
+    if allowed or s.first > 2 then redis.call('LSET', k, 0, s.used) end
+  end
 end
--- No counter (-2), or a counter without a TTL (-1) that something else wrote: a fresh
--- window, so that no identity is ever locked out for good.
-redis.call('SET', KEYS[1], cost, 'PX', window)
-return {1, cost, window}
+return out
 `)
 
-// Take counts cost calls of identity in rule's pool with one script call. It fails for an
-// invalid rule or cost (matching ErrInvalidRule) and when Redis does not answer.
-func (s *RedisStore) Take(ctx context.Context, rule *Rule, identity string,
-	cost int64) (Decision, error) {
-	if err := check(rule, cost); err != nil {
+// Take decides one call of identity under every rule with one script call, all or
+// nothing. It fails for invalid rules (matching ErrInvalidRule) and when Redis does not
+// answer.
+func (s *RedisStore) Take(ctx context.Context, rules []*Rule, identity string) (Decision,
+	error) {
+	if err := checkRules(rules); err != nil {
 		return Decision{}, err
 	}
-	key := redisKey(rule.Pool, identity)
-	windowMs := rule.Window.Milliseconds()
-	res, err := fixedWindow.Run(ctx, s.client, []string{key}, windowMs, rule.Allowance, cost).
-		Int64Slice()
+	outs, err := s.run(ctx, "take", rules, identity)
 	if err != nil {
-		return Decision{}, fmt.Errorf("limitgen: redis decision for pool %q: %w", rule.Pool, err)
+		return Decision{}, err
 	}
-	if len(res) != 3 {
-		return Decision{}, fmt.Errorf("limitgen: redis script returned %v, want 3 numbers", res)
+	best := 0
+	for i := range outs {
+		if better(outs[i], outs[best], false) {
+			best = i
+		}
 	}
-	return decide(rule, res[0] == 1, res[1], time.Duration(res[2])*time.Millisecond), nil
+	return outs[best].decision(rules[best]), nil
+}
+
+// Peek reports what a call under rule would get now, consuming nothing, with one script
+// call that writes nothing.
+func (s *RedisStore) Peek(ctx context.Context, rule *Rule, identity string) (Decision,
+	error) {
+	if err := rule.Validate(); err != nil {
+		return Decision{}, err
+	}
+	outs, err := s.run(ctx, "peek", []*Rule{rule}, identity)
+	if err != nil {
+		return Decision{}, err
+	}
+	return outs[0].decision(rule), nil
+}
+
+// Reset deletes identity's keys in pool, of every algorithm, with one DEL (one slot).
+func (s *RedisStore) Reset(ctx context.Context, pool, identity string) error {
+	if err := checkPool(pool); err != nil {
+		return err
+	}
+	tag := redisTag(identity)
+	keys := make([]string, 0, 3)
+	for _, a := range []Algorithm{FixedWindow, SlidingWindow, GCRA} {
+		keys = append(keys, redisKeyOf(tag, pool, a))
+	}
+	if err := s.client.Del(ctx, keys...).Err(); err != nil {
+		return fmt.Errorf("limitgen: redis reset of pool %q: %w", pool, err)
+	}
+	return nil
+}
+
+func (s *RedisStore) run(ctx context.Context, mode string, rules []*Rule,
+	identity string) ([]outcome, error) {
+	tag := redisTag(identity)
+	keys := make([]string, len(rules))
+	args := make([]any, 2, 2+4*len(rules))
+	args[0], args[1] = mode, ""
+	if s.clock != nil {
+		args[1] = strconv.FormatInt(s.clock(), 10)
+	}
+	for i, r := range rules {
+		keys[i] = redisKeyOf(tag, r.Pool, r.Algorithm)
+		args = append(args, int(r.Algorithm), r.Window.Milliseconds(), r.Allowance, r.cost())
+	}
+	res, err := decideScript.Run(ctx, s.client, keys, args...).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("limitgen: redis decision for pool %q: %w", rules[0].Pool, err)
+	}
+	if len(res) != 4*len(rules) {
+		return nil, fmt.Errorf("limitgen: redis script returned %v, want %d numbers", res,
+			4*len(rules))
+	}
+	outs := make([]outcome, len(rules))
+	for i := range outs {
+		o := res[4*i:]
+		outs[i] = outcome{allowed: o[0] == 1, remaining: o[1], retry: o[2], resetD: o[3]}
+	}
+	return outs, nil
 }
 
 // honorsDeadline reports whether the client ends each call at its context's deadline, so
@@ -107,8 +313,24 @@ func (s *RedisStore) honorsDeadline() bool {
 	return false
 }
 
-// redisKey is the counter's key for (pool, identity); see RedisStore.
-func redisKey(pool, identity string) string {
+// redisTag is the hash-tagged prefix of identity's keys; see RedisStore.
+func redisTag(identity string) string {
 	sum := sha256.Sum256([]byte(identity))
-	return "limitgen:{" + hex.EncodeToString(sum[:16]) + "}:" + pool
+	return "limitgen:{" + hex.EncodeToString(sum[:16]) + "}"
+}
+
+// redisKeyOf is the key of (pool, identity, algorithm) given identity's tag.
+func redisKeyOf(tag, pool string, a Algorithm) string {
+	switch a {
+	case SlidingWindow:
+		return tag + "s:" + pool
+	case GCRA:
+		return tag + "g:" + pool
+	}
+	return tag + ":" + pool
+}
+
+// redisKey is the fixed-window key of (pool, identity).
+func redisKey(pool, identity string) string {
+	return redisKeyOf(redisTag(identity), pool, FixedWindow)
 }

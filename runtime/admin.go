@@ -1,0 +1,48 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+)
+
+// Peek reports, for admin tools, how close identity is to rule's limit, consuming
+// nothing: Remaining and ResetAfter as of now, and whether a call of rule.Cost would be
+// allowed now (Allowed) or after how long (RetryAfter). It asks the store, waiting at most
+// the limiter's timeout (and until ctx ends), and returns its error instead of falling
+// back: while a remote store fails, calls are decided in process memory, which a Peek
+// does not see.
+func (l *Limiter) Peek(ctx context.Context, rule *Rule, identity string) (Decision, error) {
+	if err := rule.Validate(); err != nil {
+		return Decision{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	d, err := l.store.Peek(ctx, rule, identity)
+	if err != nil {
+		return Decision{}, fmt.Errorf("limitgen: peek in pool %q: %w", rule.Pool, err)
+	}
+	return d, nil
+}
+
+// Reset forgets, for admin tools ("unban this user"), everything identity consumed in
+// pool under every algorithm: its next call there starts with the full allowance. It
+// clears the store, this process's fallback counts and the denials this process replays
+// (see WithDenialCache); other server instances on the same Redis may replay a denial
+// they saw until it runs out. It waits at most the limiter's timeout (and until ctx ends).
+func (l *Limiter) Reset(ctx context.Context, pool, identity string) error {
+	if err := checkPool(pool); err != nil {
+		return err
+	}
+	l.denials.forget(pool, identity)
+	if l.fallback != nil {
+		l.fallback.Reset(ctx, pool, identity)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	if err := l.store.Reset(ctx, pool, identity); err != nil {
+		return fmt.Errorf("limitgen: reset in pool %q: %w", pool, err)
+	}
+	// A call that was being denied while the store reset may have put a denial back.
+	l.denials.forget(pool, identity)
+	return nil
+}
