@@ -116,8 +116,20 @@ func emitWrapper(f *jen.File, r *renderer, h *Handler) {
 
 	var rules jen.Code
 	if len(h.Rules) == 1 {
+		fields := ruleFields(h.Rules[0])
 		rules = jen.Id(p.rule).Op(":=").Op("&").Qual(RuntimePath, "Rule").
-			Values(ruleFields(h.Rules[0])...)
+			ValuesFunc(func(g *jen.Group) {
+				for _, field := range fields {
+					if len(fields) > 3 {
+						g.Line().Add(field)
+					} else {
+						g.Add(field)
+					}
+				}
+				if len(fields) > 3 {
+					g.Line()
+				}
+			})
 	} else {
 		list := make([]jen.Code, len(h.Rules))
 		for i, rd := range h.Rules {
