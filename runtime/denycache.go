@@ -52,6 +52,7 @@ type denialShard struct {
 	entries   map[denialKey]denialEntry
 	sweepAt   int
 	nextSweep time.Duration
+	firstEnd  time.Duration // no entry ends before, so a full shard has nothing to sweep
 }
 
 // WithDenialCache caps how long a Limiter on a remote store (Redis) replays a denial in
@@ -147,10 +148,14 @@ func (c *denialCache) remember(rule *Rule, identity string, d Decision, now time
 		sh.entries[key] = entry
 		return
 	}
-	if len(sh.entries) >= sh.sweepAt || now >= sh.nextSweep {
+	full := len(sh.entries) >= maxDenialsPerShard
+	if len(sh.entries) >= sh.sweepAt || now >= sh.nextSweep || full && now >= sh.firstEnd {
+		sh.firstEnd = 1<<63 - 1
 		for k, e := range sh.entries {
 			if now >= e.until {
 				delete(sh.entries, k)
+			} else {
+				sh.firstEnd = min(sh.firstEnd, e.until)
 			}
 		}
 		sh.sweepAt = max(2*len(sh.entries), minSweepAt)
@@ -161,6 +166,7 @@ func (c *denialCache) remember(rule *Rule, identity string, d Decision, now time
 	}
 	key.identity = strings.Clone(identity)
 	sh.entries[key] = entry
+	sh.firstEnd = min(sh.firstEnd, entry.until)
 }
 
 // forget drops the denials of identity in pool, whatever their rule.
