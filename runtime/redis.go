@@ -143,11 +143,13 @@ for r = 1, #KEYS do
       len = redis.call('LLEN', k)
       used = tonumber(redis.call('LINDEX', k, 0)) or 0
     end
-    local chunk, from = {}, 0
+    -- Entries are read in chunks that grow from 1 to 64: most calls need only the oldest.
+    local chunk, from, size = {}, 0, 1
     local function at(j)
       if j < from or j >= from + #chunk then
         from = j
-        chunk = redis.call('LRANGE', k, j - 1, j + 62)
+        chunk = redis.call('LRANGE', k, j - 1, j + size - 2)
+        size = math.min(size * 4, 64)
       end
       return entry(chunk[j - from + 1])
     end
@@ -169,7 +171,7 @@ for r = 1, #KEYS do
       end
     end
     local last = -1
-    if len >= first then last = at(len) end
+    if len >= first then last = entry(redis.call('LINDEX', k, -1)) end
     s.last = last
     if ok and take then used, last = used + cost, now end
     remaining = allowance - used
