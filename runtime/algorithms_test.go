@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,15 +47,32 @@ func clockedStores(t *testing.T) []clocked {
 	memory := newMemoryStore(func() time.Duration {
 		return time.Duration(memClock.Load()) * time.Millisecond
 	})
-	out := []clocked{{"memory", memory, memClock.Store}}
+	out := []clocked{{"memory", memory, forward(&memClock)}}
 	server := redistest.Start(t)
 	var redisClock atomic.Int64
 	// Redis times are absolute; start from a realistic epoch to exercise big numbers.
 	const epoch = 1_780_000_000_000
 	store := NewRedisStore(server.Client())
 	store.clock = func() int64 { return epoch + redisClock.Load() }
-	out = append(out, clocked{"redis", store, redisClock.Store})
+	out = append(out, clocked{"redis", store, forward(&redisClock)})
 	return out
+}
+
+// forward returns a setter of clock that never moves it back, as stores need: setting a
+// time earlier than the last one starts a new era, 1000 hours after the last time set,
+// in which the state of earlier eras has ended.
+func forward(clock *atomic.Int64) func(ms int64) {
+	var mu sync.Mutex
+	var origin, last int64
+	return func(ms int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		if origin+ms < last {
+			origin = last + 1000*3600*1000
+		}
+		last = origin + ms
+		clock.Store(last)
+	}
 }
 
 // step is one line of a conformance table: at time At (ms from the start of the table), a

@@ -24,19 +24,43 @@ type MemoryStore struct {
 	now    func() time.Duration // monotonic time since the store was created
 }
 
-type memoryKey struct {
-	pool, identity string
-	algorithm      Algorithm
-}
-
+// memoryShard holds the identities whose hash falls in it. Each identity has a small list
+// of (pool, algorithm) states, usually one: a call looks its identity up once, hashing
+// only the identity, whatever the number of its rules.
 type memoryShard struct {
-	mu     sync.Mutex
-	states map[memoryKey]*limitState
+	mu  sync.Mutex
+	ids map[string]*identityStates
+	n   int // states held
 	// longest is the longest window any rule has used in the shard; nextSweep is when
 	// the shard is next scanned for ended state by time (in ms), and sweepAt the number of
 	// states at which it is scanned because it grew.
 	longest, nextSweep int64
 	sweepAt            int
+	last               int64 // the latest time a call was decided at
+}
+
+type identityStates struct {
+	list  []poolState // aliases first until an identity has a second state
+	first [1]poolState
+}
+
+type poolState struct {
+	pool      string
+	algorithm Algorithm
+	limitState
+}
+
+// find returns identity's state under (pool, algorithm), or nil.
+func (ids *identityStates) find(pool string, a Algorithm) *limitState {
+	if ids == nil {
+		return nil
+	}
+	for i := range ids.list {
+		if p := &ids.list[i]; p.algorithm == a && p.pool == pool {
+			return &p.limitState
+		}
+	}
+	return nil
 }
 
 // minSweepAt is how many states a shard holds before growth alone makes it scan.
@@ -52,7 +76,7 @@ func NewMemoryStore() *MemoryStore {
 func newMemoryStore(now func() time.Duration) *MemoryStore {
 	s := &MemoryStore{seed: maphash.MakeSeed(), now: now}
 	for i := range s.shards {
-		s.shards[i].states = map[memoryKey]*limitState{}
+		s.shards[i].ids = map[string]*identityStates{}
 	}
 	return s
 }
@@ -72,55 +96,82 @@ func (s *MemoryStore) Take(_ context.Context, rules []*Rule, identity string) (D
 // stay on its stack.
 func (s *MemoryStore) take(rules []*Rule, identity string) Decision {
 	shard := &s.shards[maphash.String(s.seed, identity)%memoryShards]
+	now := s.nowMs() // read before locking, to hold the lock for less
 	shard.mu.Lock()
-	defer shard.mu.Unlock()
-	now := s.nowMs()
+	// Goroutines may lock in another order than they read the clock: the shard's clock
+	// never goes back.
+	now = max(now, shard.last)
+	shard.last = now
+	var longest time.Duration
 	for _, rule := range rules {
-		shard.sweep(now, rule.Window.Milliseconds())
+		longest = max(longest, rule.Window)
 	}
+	shard.sweep(now, longest.Milliseconds())
+	ids := shard.ids[identity]
 
+	// States found, remembered for the commit when there are few rules (there usually is
+	// one); adding a state may move the others, so existing ones are committed first.
+	var found [4]*limitState
 	var pick outcome
 	picked := -1
-	allowed := true
+	allowed, missing := true, false
 	for i, rule := range rules {
-		st := shard.states[memoryKey{rule.Pool, identity, rule.Algorithm}]
+		st := ids.find(rule.Pool, rule.Algorithm)
+		if i < len(found) {
+			found[i] = st
+		}
 		if st == nil {
-			st = &limitState{} // stays on the stack: evaluate keeps no pointer
+			st, missing = &limitState{}, true // stays on the stack: evaluate keeps no pointer
 		}
 		o := st.evaluate(rule, now, true)
-		if better(o, pick, picked < 0) {
+		if picked < 0 || better(o, pick) {
 			pick, picked = o, i
 		}
 		allowed = allowed && o.allowed
 	}
 	if allowed {
-		cloned := ""
-		for _, rule := range rules {
-			key := memoryKey{rule.Pool, identity, rule.Algorithm}
-			st := shard.states[key]
-			if st == nil {
-				// The map keeps a clone of the identity as its key, not whatever larger
-				// buffer the caller's identity was cut from.
-				if cloned == "" {
-					cloned = strings.Clone(identity)
-				}
-				key.identity = cloned
-				st = &limitState{}
-				shard.states[key] = st
+		for i, rule := range rules {
+			var st *limitState
+			if i < len(found) {
+				st = found[i]
+			} else {
+				st = ids.find(rule.Pool, rule.Algorithm)
 			}
-			st.commit(rule, now)
+			if st != nil {
+				st.commit(rule, now)
+			}
+		}
+		if missing {
+			shard.add(ids, rules, identity, now)
 		}
 	}
+	shard.mu.Unlock()
 	return pick.decision(rules[picked])
+}
+
+// add creates and commits the states of rules that identity does not have yet.
+func (sh *memoryShard) add(ids *identityStates, rules []*Rule, identity string, now int64) {
+	if ids == nil {
+		ids = &identityStates{}
+		ids.list = ids.first[:0]
+		// The map keeps a clone of the identity, not whatever larger buffer the caller's
+		// identity was cut from.
+		sh.ids[strings.Clone(identity)] = ids
+	}
+	for _, rule := range rules {
+		if ids.find(rule.Pool, rule.Algorithm) == nil {
+			ids.list = append(ids.list, poolState{pool: rule.Pool, algorithm: rule.Algorithm})
+			ids.list[len(ids.list)-1].commit(rule, now)
+			sh.n++
+		}
+	}
 }
 
 // better reports whether o decides a call under several rules rather than best: a denial
 // over any allowance, the longest wait among denials, the least remaining among
-// allowances; first is set for the first rule.
-func better(o, best outcome, first bool) bool {
+// allowances.
+func better(o, best outcome) bool {
 	switch {
-	case first:
-		return true
 	case o.allowed != best.allowed:
 		return !o.allowed
 	case !o.allowed:
@@ -139,7 +190,7 @@ func (s *MemoryStore) Peek(_ context.Context, rule *Rule, identity string) (Deci
 	shard := &s.shards[maphash.String(s.seed, identity)%memoryShards]
 	shard.mu.Lock()
 	defer shard.mu.Unlock()
-	st := shard.states[memoryKey{rule.Pool, identity, rule.Algorithm}]
+	st := shard.ids[identity].find(rule.Pool, rule.Algorithm)
 	if st == nil {
 		st = &limitState{}
 	}
@@ -155,8 +206,8 @@ func (s *MemoryStore) Reset(_ context.Context, pool, identity string) error {
 	shard := &s.shards[maphash.String(s.seed, identity)%memoryShards]
 	shard.mu.Lock()
 	defer shard.mu.Unlock()
-	for _, a := range []Algorithm{FixedWindow, SlidingWindow, GCRA} {
-		delete(shard.states, memoryKey{pool, identity, a})
+	if ids := shard.ids[identity]; ids != nil {
+		shard.keep(identity, ids, func(p *poolState) bool { return p.pool != pool })
 	}
 	return nil
 }
@@ -170,16 +221,31 @@ func (s *MemoryStore) nowMs() int64 { return int64(s.now() / time.Millisecond) }
 // what it holds.
 func (sh *memoryShard) sweep(now, window int64) {
 	sh.longest = max(sh.longest, window)
-	if now < sh.nextSweep && len(sh.states) < sh.sweepAt {
+	if now < sh.nextSweep && sh.n < sh.sweepAt {
 		return
 	}
-	for key, st := range sh.states {
-		if now >= st.expires {
-			delete(sh.states, key)
-		}
+	for identity, ids := range sh.ids {
+		sh.keep(identity, ids, func(p *poolState) bool { return now < p.expires })
 	}
 	sh.nextSweep = now + sh.longest
-	sh.sweepAt = max(2*len(sh.states), minSweepAt)
+	sh.sweepAt = max(2*sh.n, minSweepAt)
+}
+
+// keep drops the states of identity for which keep is false, and the identity when none
+// is left.
+func (sh *memoryShard) keep(identity string, ids *identityStates, keep func(*poolState) bool) {
+	kept := ids.list[:0]
+	for i := range ids.list {
+		if keep(&ids.list[i]) {
+			kept = append(kept, ids.list[i])
+		}
+	}
+	sh.n -= len(ids.list) - len(kept)
+	clear(ids.list[len(kept):]) // let go of dropped logs
+	ids.list = kept
+	if len(kept) == 0 {
+		delete(sh.ids, identity)
+	}
 }
 
 // Len reports how many (pool, identity, algorithm) states the store holds, ended ones not
@@ -188,7 +254,7 @@ func (s *MemoryStore) Len() int {
 	n := 0
 	for i := range s.shards {
 		s.shards[i].mu.Lock()
-		n += len(s.shards[i].states)
+		n += s.shards[i].n
 		s.shards[i].mu.Unlock()
 	}
 	return n

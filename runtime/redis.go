@@ -237,7 +237,7 @@ func (s *RedisStore) Take(ctx context.Context, rules []*Rule, identity string) (
 	}
 	best := 0
 	for i := range outs {
-		if better(outs[i], outs[best], false) {
+		if better(outs[i], outs[best]) {
 			best = i
 		}
 	}
