@@ -13,9 +13,21 @@ import (
 // FromEnv returns a Limiter on Redis when the environment variable REDIS_URL is set, and on
 // a new MemoryStore otherwise.
 //
-// REDIS_URL takes the forms go-redis parses: redis://[user:password@]host:port/db,
-// rediss:// for TLS, unix:///path/to/redis.sock, and for a Redis Cluster
-// redis://host1:port1?addr=host2:port2&addr=host3:port3 (several seed addresses).
+// REDIS_URL takes the forms go-redis v9 parses, each with go-redis's options as query
+// parameters (dial_timeout=1s, pool_size=20, max_retries=1, ...):
+//
+//   - one server: redis://[user:password@]host:port[/db], rediss://... for TLS, or
+//     unix://[user:password@]/path/to/redis.sock[?db=N] (redis.ParseURL);
+//   - Redis Cluster: redis://host1:port1?addr=host2:port2&addr=host3:port3, any URL with
+//     at least one addr= parameter; the host of the URL and each addr are seed nodes
+//     (redis.ParseClusterURL). A cluster reached through one address needs it twice:
+//     redis://host:port?addr=host:port;
+//   - Sentinel: redis://sentinel1:26379?master_name=mymaster&addr=sentinel2:26379, any URL
+//     with a master_name= parameter; the host of the URL and each addr are sentinels, the
+//     URL's user and password are the sentinels', password=...&username=... parameters
+//     the master's, and rediss:// uses TLS (redis.ParseFailoverURL).
+//
+// The client always ends each call at the limiter's deadline (ContextTimeoutEnabled).
 // FromEnv pings Redis once, so that a wrong address fails at start-up, not on the first
 // event. The limiter owns the client it opened: Close releases it.
 func FromEnv(opts ...Option) (*Limiter, error) {
@@ -40,10 +52,22 @@ func FromEnv(opts ...Option) (*Limiter, error) {
 	return lim, nil
 }
 
-// clientFromURL builds a cluster client when the URL names several addresses with addr=,
-// and a single-server client otherwise.
+// clientFromURL builds a Sentinel client when the URL names a master with master_name=, a
+// cluster client when it names seed addresses with addr=, and a single-server client
+// otherwise.
 func clientFromURL(raw string) (redis.UniversalClient, error) {
 	u, err := url.Parse(raw)
+	if err == nil && u.Query().Has("master_name") {
+		opts, err := redis.ParseFailoverURL(raw)
+		if err != nil {
+			return nil, err
+		}
+		if opts.MasterName == "" {
+			return nil, fmt.Errorf("master_name is empty")
+		}
+		opts.ContextTimeoutEnabled = true
+		return redis.NewFailoverClient(opts), nil
+	}
 	if err == nil && u.Query().Has("addr") {
 		opts, err := redis.ParseClusterURL(raw)
 		if err != nil {

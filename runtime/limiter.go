@@ -12,9 +12,13 @@
 //
 // A Limiter never makes a handler wait long or fail for its own reasons. Each decision waits
 // for the store at most the limiter's timeout (WithTimeout, 50ms by default); when the store
-// errs or is late, the call is decided by an in-process MemoryStore enforcing the same rule,
-// and the outage is logged once when it starts and once when it ends. Rules are checked with
-// Rule.Validate; a call with an invalid rule is denied and the problem logged once per pool.
+// errs or is late, the call is decided by the limiter's FailurePolicy: by default an
+// in-process MemoryStore enforcing the same rules (FailLocal), or allow all (FailOpen), or
+// deny all (FailClosed). The store is then asked again with backoff, one call at a time,
+// until it answers; the outage is logged once when it starts and once when it ends, and
+// Decision.Source and Limiter.Stats tell which decisions were made without the store. Rules
+// are checked with Rule.Validate; a call with an invalid rule is denied and the problem
+// logged once per pool.
 //
 // MemoryStore counts exactly under concurrency in sharded maps on the monotonic clock and
 // reclaims ended windows as it goes, without a goroutine. RedisStore decides with one atomic
@@ -72,6 +76,9 @@ type Decision struct {
 	RetryAfter time.Duration
 	// ResetAfter is how long until the current window ends and the count starts again.
 	ResetAfter time.Duration
+	// Source says what decided: the store (the zero value), the in-process fallback while
+	// the store failed, or the failure policy; see FailurePolicy.
+	Source Source
 }
 
 // ErrLimited is matched, with errors.Is, by every error a wrapper returns for a denied call.
@@ -120,10 +127,11 @@ type Store interface {
 // and share it between all wrappers; it is safe for concurrent use.
 //
 // A Limiter never fails a call for its own reasons: when its store errs or does not answer
-// within the timeout (see WithTimeout), the call is decided by an in-process MemoryStore that
-// enforces the same rule, until the store answers again. While the store is failing, at most
-// one call at a time waits for it (to find out whether it is back); the others are decided
-// in process memory at once. A call whose rule is invalid (see Rule.Validate) is denied.
+// within the timeout (see WithTimeout), the call is decided by the failure policy (see
+// WithFailurePolicy; by default an in-process MemoryStore that enforces the same rules)
+// until the store answers again. While the store is failing, one call at a time asks it
+// again, after a backoff that grows from 20ms to 250ms; the others are decided by the
+// policy at once. A call whose rule is invalid (see Rule.Validate) is denied.
 type Limiter struct {
 	store    Store
 	fallback *MemoryStore // decides while store fails; nil when store is itself in memory
@@ -132,8 +140,17 @@ type Limiter struct {
 	closer   io.Closer // what FromEnv opened for this limiter, closed by Close
 	direct   bool      // store calls end at their deadline: no goroutine needed to bound them
 
-	outage  atomic.Bool // the store is failing and decisions are made locally
+	outage  atomic.Bool // the store is failing and decisions are made by the policy
 	probing atomic.Bool // during an outage, one call is asking the store
+	closed  atomic.Bool // Close closed the store's client: calls no longer ask it
+
+	// During an outage the store is asked again at retryAt (on healthNow's clock);
+	// backoff is the wait last scheduled. See scheduleRetry.
+	retryAt, backoff       atomic.Int64
+	minBackoff, maxBackoff time.Duration
+	policy                 FailurePolicy
+	stats                  stats
+
 	invalid sync.Map    // pools whose invalid rules were logged
 	denials denialCache // denials of a remote store, replayed without asking it again
 }
@@ -169,7 +186,8 @@ func WithTimeout(timeout time.Duration) Option {
 // New returns a Limiter that keeps its counters in store, or in a new MemoryStore when
 // store is nil. The caller keeps ownership of store and of any client it uses.
 func New(store Store, opts ...Option) *Limiter {
-	l := &Limiter{store: store, timeout: DefaultTimeout, logger: slog.Default()}
+	l := &Limiter{store: store, timeout: DefaultTimeout, logger: slog.Default(),
+		minBackoff: minBackoff, maxBackoff: maxBackoff}
 	if store == nil {
 		l.store = NewMemoryStore()
 	}
@@ -187,11 +205,12 @@ func New(store Store, opts ...Option) *Limiter {
 
 // Close releases what FromEnv opened for the limiter (its Redis client). It does nothing
 // for a limiter made by New, whose store belongs to the caller. Calls made after Close are
-// decided in process memory.
+// decided by the failure policy (in process memory by default) without asking the store.
 func (l *Limiter) Close() error {
 	if l.closer == nil {
 		return nil
 	}
+	l.closed.Store(true)
 	if err := l.closer.Close(); err != nil {
 		return fmt.Errorf("limitgen: closing the store's client: %w", err)
 	}
@@ -206,7 +225,8 @@ func (l *Limiter) Allow(rule *Rule, identity string) Decision {
 
 // AllowN counts a call of identity against rule that consumes cost instead of rule.Cost;
 // cost must be from 1 to the allowance. It waits for the store at most until ctx ends or
-// the limiter's timeout passes, whichever is first, and then decides in process memory.
+// the limiter's timeout passes, whichever is first, and then decides by the failure
+// policy.
 func (l *Limiter) AllowN(ctx context.Context, rule *Rule, identity string, cost int64) Decision {
 	if err := check(rule, cost); err != nil {
 		l.reportInvalid(rule, err)
@@ -220,12 +240,19 @@ func (l *Limiter) AllowN(ctx context.Context, rule *Rule, identity string, cost 
 	return l.allowOne(ctx, rule, identity)
 }
 
-// takeRemote asks a store that may fail or hang, and falls back to local decisions.
+// takeRemote asks a store that may fail or hang, and applies the failure policy when it
+// does. During an outage only one call at a time asks the store, and only once the backoff
+// since the last failed question has passed; the others are decided by the policy at once.
 func (l *Limiter) takeRemote(ctx context.Context, rules []*Rule, identity string) Decision {
+	if l.closed.Load() {
+		return l.decideFailed(rules, identity)
+	}
+	retry := false
 	if l.outage.Load() {
-		if !l.probing.CompareAndSwap(false, true) {
-			return l.takeLocal(rules, identity)
+		if !l.dueToAsk() {
+			return l.decideFailed(rules, identity)
 		}
+		retry = true
 		defer l.probing.Store(false)
 	}
 	d, err := l.ask(ctx, rules, identity)
@@ -233,9 +260,10 @@ func (l *Limiter) takeRemote(ctx context.Context, rules []*Rule, identity string
 		if l.outage.CompareAndSwap(true, false) {
 			l.logger.Info("limitgen: store answers again; limits are shared again")
 		}
+		d.Source = SourceStore
 		return d
 	}
-	return l.storeFailed(ctx, rules, identity, err)
+	return l.storeFailed(ctx, rules, identity, err, retry)
 }
 
 type answer struct {
@@ -252,7 +280,7 @@ func (l *Limiter) ask(ctx context.Context, rules []*Rule, identity string) (Deci
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	if l.direct {
-		return l.store.Take(ctx, rules, identity)
+		return l.takeDirect(ctx, rules, identity)
 	}
 	done := make(chan answer, 1)
 	go func() {
@@ -278,24 +306,42 @@ func (l *Limiter) ask(ctx context.Context, rules []*Rule, identity string) (Deci
 	}
 }
 
-// storeFailed is the policy for a store that erred or did not answer in time: the call is
-// decided by the in-process fallback store with the same rule. An outage is logged once
-// when it starts; the caller's own cancelled context is not an outage.
+// takeDirect is a Take on a store that ends its calls at their deadline; a panic in the
+// store is returned as an error, as ask's goroutine does.
+func (l *Limiter) takeDirect(ctx context.Context, rules []*Rule, identity string) (
+	d Decision, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d, err = Decision{}, fmt.Errorf("limitgen: store panicked: %v", p)
+		}
+	}()
+	return l.store.Take(ctx, rules, identity)
+}
+
+// storeFailed handles a store that erred or did not answer in time: the call is decided
+// by the failure policy, and the store is asked again after a backoff. An outage is
+// logged once when it starts; retry says this call was such a question. The caller's own
+// ended context is not a store failure.
 func (l *Limiter) storeFailed(ctx context.Context, rules []*Rule, identity string,
-	err error) Decision {
-	if ctx.Err() == nil && l.outage.CompareAndSwap(false, true) {
-		l.logger.Warn("limitgen: store failed; enforcing limits in this process until it "+
-			"answers", "pool", rules[0].Pool, "error", err)
+	err error, retry bool) Decision {
+	if ctx.Err() == nil {
+		l.stats.storeErrors.Add(1)
+		if l.outage.CompareAndSwap(false, true) {
+			l.stats.outages.Add(1)
+			l.scheduleRetry(true)
+			l.logger.Warn("limitgen: store failed; "+l.policyWords()+" until it answers",
+				"pool", rules[0].Pool, "policy", l.policy.String(), "error", err)
+		} else if retry {
+			l.scheduleRetry(false)
+		}
 	}
-	return l.takeLocal(rules, identity)
+	return l.decideFailed(rules, identity)
 }
 
-func (l *Limiter) takeLocal(rules []*Rule, identity string) Decision {
-	return l.fallback.take(rules, identity)
-}
-
-// reportInvalid logs an invalid rule once per pool name.
+// reportInvalid counts the denial of a call with an invalid rule and logs the rule once per
+// pool name.
 func (l *Limiter) reportInvalid(rule *Rule, err error) {
+	l.stats.record(Decision{})
 	pool := "(nil rule)"
 	if rule != nil {
 		pool = shorten(rule.Pool)

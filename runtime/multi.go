@@ -70,7 +70,7 @@ func (l *Limiter) decideRemote(ctx context.Context, rules []*Rule, identity stri
 		}
 	}
 	d := l.takeRemote(ctx, rules, identity)
-	if !d.Allowed && d.RetryAfter > 0 {
+	if !d.Allowed && d.RetryAfter > 0 && d.Source == SourceStore { // not outage decisions
 		if rule := decidingRule(rules, d); rule != nil {
 			l.denials.remember(rule, identity, d, now)
 		}
@@ -100,8 +100,9 @@ func (l *Limiter) denialNow() time.Duration {
 	return time.Since(denialEpoch)
 }
 
-// logDenied logs a denied call at debug level.
+// logDenied counts every decision (see Stats) and logs a denied call at debug level.
 func (l *Limiter) logDenied(ctx context.Context, d Decision, identity string) {
+	l.stats.record(d)
 	if !d.Allowed && l.logger.Enabled(ctx, slog.LevelDebug) {
 		l.logger.DebugContext(ctx, "limitgen: call denied", "pool", d.Pool,
 			"identity", shorten(identity), "retry_after", d.RetryAfter)

@@ -12,9 +12,11 @@ package redistest
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -27,6 +29,9 @@ type Server struct {
 	t      testing.TB
 	dir    string
 	socket string
+	port   int      // TCP port on 127.0.0.1, or 0 for the unix socket only
+	conf   string   // a configuration file, the first argument, or ""
+	args   []string // more redis-server arguments
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
@@ -41,8 +46,29 @@ func Require(t testing.TB, format string, args ...any) {
 	t.Skip(msg)
 }
 
-// Start starts a redis-server and stops it when t ends.
+// Start starts a redis-server listening on a unix socket only, and stops it when t ends.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, 0)
+}
+
+// StartTCP starts a redis-server that also listens on a free TCP port of 127.0.0.1 (see
+// TCPAddr), and stops it when t ends.
+func StartTCP(t testing.TB) *Server {
+	t.Helper()
+	return start(t, freePort(t, 0))
+}
+
+// start starts a server on port of 127.0.0.1 (none when 0) and its unix socket, with more
+// redis-server arguments.
+func start(t testing.TB, port int, args ...string) *Server {
+	t.Helper()
+	return startConf(t, port, nil, args...)
+}
+
+// startConf is start with a configuration file whose content conf returns given the
+// server's directory; nil means none.
+func startConf(t testing.TB, port int, conf func(dir string) string, args ...string) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		Require(t, "redis-server not found on PATH; install it (apt-get install redis-server)")
@@ -54,17 +80,60 @@ func Start(t testing.TB) *Server {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 
-	s := &Server{t: t, dir: dir, socket: filepath.Join(dir, "redis.sock")}
+	s := &Server{t: t, dir: dir, socket: filepath.Join(dir, "redis.sock"), port: port,
+		args: args}
+	if conf != nil {
+		s.conf = filepath.Join(dir, "redis.conf")
+		if err := os.WriteFile(s.conf, []byte(conf(dir)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
 }
 
+// freePort returns a TCP port of 127.0.0.1 that nothing listens on now, and such that
+// port+above is free too (Redis Cluster's bus listens on port+10000).
+func freePort(t testing.TB, above int) int {
+	t.Helper()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("redistest: finding a free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if above == 0 {
+			l.Close()
+			return port
+		}
+		if port+above > 65535 {
+			l.Close()
+			continue
+		}
+		l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+above))
+		l.Close()
+		if err == nil {
+			l2.Close()
+			return port
+		}
+	}
+	t.Fatalf("redistest: no free port p with p+%d free after 100 tries", above)
+	return 0
+}
+
 func (s *Server) start() {
 	s.t.Helper()
-	s.cmd = exec.Command("redis-server", "--port", "0", "--unixsocket", s.socket,
+	args := []string{"--port", strconv.Itoa(s.port), "--unixsocket", s.socket,
 		"--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", s.dir,
-		"--daemonize", "no", "--logfile", filepath.Join(s.dir, "redis.log"))
+		"--daemonize", "no", "--logfile", filepath.Join(s.dir, "redis.log")}
+	if s.port != 0 {
+		args = append(args, "--bind", "127.0.0.1")
+	}
+	if s.conf != "" {
+		args = append([]string{s.conf}, args...)
+	}
+	s.cmd = exec.Command("redis-server", append(args, s.args...)...)
 	s.cmd.SysProcAttr = childAttr()
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("starting redis-server: %v", err)
@@ -99,6 +168,37 @@ func (s *Server) start() {
 
 // Addr is the server's address as go-redis takes it with Network "unix": the socket's path.
 func (s *Server) Addr() string { return s.socket }
+
+// TCPAddr is the server's 127.0.0.1:port address; it is empty for a server started by
+// Start, which listens on its unix socket only.
+func (s *Server) TCPAddr() string {
+	if s.port == 0 {
+		return ""
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+}
+
+// Dir is the server's private directory, for files a test puts beside it.
+func (s *Server) Dir() string { return s.dir }
+
+// Log is what the server wrote to its log file so far.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+	return string(b)
+}
+
+// FlushScripts empties the server's script cache (SCRIPT FLUSH), as a restart or a
+// failover to a replica does: the next EVALSHA of any script fails with NOSCRIPT.
+func (s *Server) FlushScripts() {
+	s.t.Helper()
+	c := redis.NewClient(&redis.Options{Network: "unix", Addr: s.socket})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		s.t.Fatalf("redistest: SCRIPT FLUSH: %v", err)
+	}
+}
 
 // Socket is the path of the server's unix socket.
 func (s *Server) Socket() string { return s.socket }

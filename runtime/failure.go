@@ -1,0 +1,160 @@
+package runtime
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// FailurePolicy is what a Limiter does with a call when its store (Redis) fails: errs,
+// does not answer within the timeout (see WithTimeout), or is known to be failing and not
+// due to be asked again yet. It applies only to a remote store; a MemoryStore does not
+// fail. Whatever the policy, a call never waits for the store longer than the timeout and
+// never panics, and the store is asked again with backoff until it answers.
+type FailurePolicy uint8
+
+const (
+	// FailLocal, the default, keeps enforcing the same rules in an in-process MemoryStore
+	// while the store fails. Each server instance then enforces the limits on its own:
+	// with N instances an identity may get up to N allowances per window, and what was
+	// counted locally is not carried to the store when it is back. Decisions have
+	// Source SourceLocal.
+	FailLocal FailurePolicy = iota
+	// FailOpen allows every call while the store fails: no limit at all, no lost traffic.
+	// Decisions have Source SourcePolicy.
+	FailOpen
+	// FailClosed denies every call while the store fails: the limit is never exceeded,
+	// but every caller is refused until the store is back. Denials have Source
+	// SourcePolicy and a RetryAfter of the time until the store is asked again.
+	FailClosed
+)
+
+// String is the policy's name: "local", "open" or "closed".
+func (p FailurePolicy) String() string {
+	switch p {
+	case FailLocal:
+		return "local"
+	case FailOpen:
+		return "open"
+	case FailClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("FailurePolicy(%d)", uint8(p))
+}
+
+// WithFailurePolicy sets what a Limiter on a remote store does with calls while the store
+// fails; see FailurePolicy. The default is FailLocal. An unknown policy means FailLocal.
+func WithFailurePolicy(p FailurePolicy) Option {
+	return func(l *Limiter) {
+		if p <= FailClosed {
+			l.policy = p
+		}
+	}
+}
+
+// Source says what made a Decision.
+type Source uint8
+
+const (
+	// SourceStore: the limiter's store decided (Redis, or the MemoryStore of a limiter made
+	// without one), or the denial is the replay of one the store gave (see
+	// WithDenialCache). It is the zero value: stores never set Source.
+	SourceStore Source = iota
+	// SourceLocal: the store failed and the in-process fallback store decided under the
+	// same rules (FailLocal).
+	SourceLocal
+	// SourcePolicy: the store failed and the failure policy decided (FailOpen or
+	// FailClosed) without counting the call anywhere. Remaining and ResetAfter are zero.
+	SourcePolicy
+)
+
+// String is the source's name: "store", "local" or "policy".
+func (s Source) String() string {
+	switch s {
+	case SourceStore:
+		return "store"
+	case SourceLocal:
+		return "local"
+	case SourcePolicy:
+		return "policy"
+	}
+	return fmt.Sprintf("Source(%d)", uint8(s))
+}
+
+// Backoff between questions to a failing store: the first retry comes minBackoff after
+// the failure, and each failed retry doubles the wait up to maxBackoff, each wait jittered
+// down by up to a half so that server instances do not retry in step. maxBackoff bounds
+// how long limits stay local after the store answers again.
+const (
+	minBackoff = 20 * time.Millisecond
+	maxBackoff = 250 * time.Millisecond
+)
+
+// healthEpoch is the zero of the limiter's monotonic clock for retry times.
+var healthEpoch = time.Now()
+
+func healthNow() time.Duration { return time.Since(healthEpoch) }
+
+// jitter is a wait drawn from [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+// dueToAsk reports, during an outage, whether this call should ask the store: the retry
+// time has come and no other call is asking. It then holds l.probing, which the caller
+// releases.
+func (l *Limiter) dueToAsk() bool {
+	if healthNow() < time.Duration(l.retryAt.Load()) {
+		return false
+	}
+	return l.probing.CompareAndSwap(false, true)
+}
+
+// scheduleRetry sets when a failing store is next asked: after the first failure of an
+// outage (first) the shortest wait, after a failed retry twice the last one, at most
+// the longest.
+func (l *Limiter) scheduleRetry(first bool) {
+	wait := l.minBackoff
+	if !first {
+		wait = min(2*time.Duration(l.backoff.Load()), l.maxBackoff)
+		wait = max(wait, l.minBackoff)
+	}
+	l.backoff.Store(int64(wait))
+	l.retryAt.Store(int64(healthNow() + jitter(wait)))
+}
+
+// untilRetry is how long until the store is next asked, at least a millisecond.
+func (l *Limiter) untilRetry() time.Duration {
+	return max(time.Duration(l.retryAt.Load())-healthNow(), time.Millisecond)
+}
+
+// decideFailed decides a call while the store fails, by the limiter's policy.
+func (l *Limiter) decideFailed(rules []*Rule, identity string) Decision {
+	var d Decision
+	switch l.policy {
+	case FailOpen:
+		d = Decision{Allowed: true, Pool: rules[0].Pool, Limit: rules[0].Allowance,
+			Source: SourcePolicy}
+		l.stats.policy.Add(1)
+	case FailClosed:
+		d = Decision{Pool: rules[0].Pool, Limit: rules[0].Allowance,
+			RetryAfter: l.untilRetry(), Source: SourcePolicy}
+		l.stats.policy.Add(1)
+	default:
+		d = l.fallback.take(rules, identity)
+		d.Source = SourceLocal
+		l.stats.local.Add(1)
+	}
+	return d
+}
+
+// policyWords says, for the outage log line, what the policy does with calls.
+func (l *Limiter) policyWords() string {
+	switch l.policy {
+	case FailOpen:
+		return "allowing every call (FailOpen)"
+	case FailClosed:
+		return "denying every call (FailClosed)"
+	}
+	return "enforcing limits in this process"
+}
