@@ -18,8 +18,9 @@ import (
 // call. Time is Redis's own clock (the TIME command inside the script), never the app
 // servers' clocks, so servers whose clocks disagree still agree on windows. Every key is
 // written together with a TTL that ends when its state would be back to empty, so idle
-// identities cost nothing; a key of an unexpected type, or without a TTL (written by
-// something else) is taken as empty and overwritten, so no identity is locked out for good.
+// identities cost nothing. State is judged by the times stored in it, not by the TTL, so a
+// key left without a TTL (by something else) cannot lock an identity out for good; a key
+// of another type under the same name is taken as empty and overwritten.
 //
 // Keys look like limitgen:{H}:POOL (fixed window: a hash of count and window end),
 // limitgen:{H}g:POOL (GCRA: a hash of debt and time) and limitgen:{H}s:POOL (sliding
@@ -81,12 +82,11 @@ local function ceildiv(a, b)
   return floordiv(a - 1, b) + 1
 end
 
--- usable reports whether k holds state of this store: of type want and with a TTL.
--- Anything else is taken as empty, and deleted by a take so that it can be written.
-local function usable(k, want)
-  local ty = redis.call('TYPE', k)['ok']
-  if ty == 'none' then return false end
-  if ty == want and redis.call('PTTL', k) > 0 then return true end
+-- read runs a read command on k, or returns false when k holds something of another type
+-- (written by something else), which a take then deletes so that it can be written.
+local function read(cmd, k, ...)
+  local ok, v = pcall(redis.call, cmd, k, ...)
+  if ok then return v end
   if take then redis.call('DEL', k) end
   return false
 end
@@ -107,10 +107,8 @@ for r = 1, #KEYS do
   if s.algo == 0 then
     -- Fixed window: a hash of the count n of the window ending at e.
     local count, fin = 0, 0
-    if usable(k, 'hash') then
-      local v = redis.call('HMGET', k, 'n', 'e')
-      count, fin = tonumber(v[1]) or 0, tonumber(v[2]) or 0
-    end
+    local v = read('HMGET', k, 'n', 'e')
+    if v then count, fin = tonumber(v[1]) or 0, tonumber(v[2]) or 0 end
     s.fresh = fin <= now
     if s.fresh then count, fin = 0, now + w end
     ok = count + cost <= allowance
@@ -122,10 +120,8 @@ for r = 1, #KEYS do
   elseif s.algo == 2 then
     -- GCRA: a hash of the debt d at time t, in ms x allowance.
     local debt, at = 0, 0
-    if usable(k, 'hash') then
-      local v = redis.call('HMGET', k, 'd', 't')
-      debt, at = tonumber(v[1]) or 0, tonumber(v[2]) or 0
-    end
+    local v = read('HMGET', k, 'd', 't')
+    if v then debt, at = tonumber(v[1]) or 0, tonumber(v[2]) or 0 end
     local elapsed = math.max(now - at, 0)
     if elapsed >= w then debt = 0 else debt = math.max(debt - elapsed * allowance, 0) end
     local after, full = debt + cost * w, w * allowance
@@ -138,11 +134,8 @@ for r = 1, #KEYS do
   else
     -- Sliding window: a list of the total cost logged, then "ms:cost" entries, oldest
     -- first. List positions below are 1-based: the total is at 1, entries from 2 to len.
-    local used, len = 0, 0
-    if usable(k, 'list') then
-      len = redis.call('LLEN', k)
-      used = tonumber(redis.call('LINDEX', k, 0)) or 0
-    end
+    local used, len = 0, read('LLEN', k) or 0
+    if len > 0 then used = tonumber(redis.call('LINDEX', k, 0)) or 0 end
     -- Entries are read in chunks that grow from 1 to 64: most calls need only the oldest.
     local chunk, from, size = {}, 0, 1
     local function at(j)
