@@ -6,9 +6,23 @@
 // embedded MemoryStore for a single process, or RedisStore when several server instances
 // must enforce one limit together.
 //
-// Counting uses a fixed window: the first call of an identity opens a window of Rule.Window,
-// calls in it are counted (weighted by their cost), and at most Rule.Allowance of them are
-// allowed. Allowed calls never stretch a window; the first call after it ends opens a new one.
+// Each Rule counts with its Algorithm (see the constants for each one's guarantee):
+// FixedWindow (the default; the first call opens a window of Rule.Window in which at most
+// Rule.Allowance is allowed, and allowed calls never stretch it), SlidingWindow (at most
+// Allowance in every interval of one Window, exactly) or GCRA (a token bucket of Allowance
+// refilled over Window). A call consumes Rule.Cost. A handler with several rules calls
+// Limiter.AllowAll, which decides all of them in one store round trip, all or nothing.
+// Limiter.Peek and Limiter.Reset are for admin tools. A Limiter on a remote store
+// remembers its denials until they end, so a flood of denied calls costs no round trips
+// (see WithDenialCache).
+//
+// | algorithm | guarantee in any interval of one Window | Redis memory per (pool, identity) | Redis work per call |
+// |---|---|---|---|
+// | fixed | at most 2×Allowance (Allowance per store window) | one hash of 2 fields | O(1) |
+// | sliding | at most Allowance, exactly | one list: the total + one entry per ms with allowed calls (≤ Allowance entries) | O(1) amortized; a denial walks the entries it must wait for |
+// | gcra | at most 2×Allowance, and Allowance + t×Allowance/Window in any interval t | one hash of 2 fields | O(1) |
+//
+// All rules of one call are one EVALSHA (one round trip), whatever their number.
 //
 // A Limiter never makes a handler wait long or fail for its own reasons. Each decision waits
 // for the store at most the limiter's timeout (WithTimeout, 50ms by default); when the store
@@ -21,8 +35,9 @@
 // logged once per pool.
 //
 // MemoryStore counts exactly under concurrency in sharded maps on the monotonic clock and
-// reclaims ended windows as it goes, without a goroutine. RedisStore decides with one atomic
-// Lua script per call, timed by Redis's own clock through the counter's expiry.
+// reclaims ended state as it goes, without a goroutine. RedisStore decides with one atomic
+// Lua script per call, timed by Redis's own clock (TIME). Both compute the same integer
+// arithmetic in whole milliseconds and give the same decisions at the same times.
 package runtime
 
 import (
