@@ -1,9 +1,13 @@
 package runtime
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // FailurePolicy is what a Limiter does with a call when its store (Redis) fails: errs,
@@ -100,36 +104,99 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
+// health is whether a store, or one node of a Redis Cluster, is failing. During an outage
+// the store is asked again at retryAt (on healthNow's clock), by one call at a time (the
+// one holding probing); backoff is the wait last scheduled.
+type health struct {
+	node             string // the cluster node's address, or "" for the whole store
+	outage, probing  atomic.Bool
+	retryAt, backoff atomic.Int64
+}
+
 // dueToAsk reports, during an outage, whether this call should ask the store: the retry
-// time has come and no other call is asking. It then holds l.probing, which the caller
+// time has come and no other call is asking. It then holds h.probing, which the caller
 // releases.
-func (l *Limiter) dueToAsk() bool {
-	if healthNow() < time.Duration(l.retryAt.Load()) {
+func (h *health) dueToAsk() bool {
+	if healthNow() < time.Duration(h.retryAt.Load()) {
 		return false
 	}
-	return l.probing.CompareAndSwap(false, true)
+	return h.probing.CompareAndSwap(false, true)
 }
 
 // scheduleRetry sets when a failing store is next asked: after the first failure of an
 // outage (first) the shortest wait, after a failed retry twice the last one, at most
 // the longest.
-func (l *Limiter) scheduleRetry(first bool) {
-	wait := l.minBackoff
+func (h *health) scheduleRetry(first bool, shortest, longest time.Duration) {
+	wait := shortest
 	if !first {
-		wait = min(2*time.Duration(l.backoff.Load()), l.maxBackoff)
-		wait = max(wait, l.minBackoff)
+		wait = max(min(2*time.Duration(h.backoff.Load()), longest), shortest)
 	}
-	l.backoff.Store(int64(wait))
-	l.retryAt.Store(int64(healthNow() + jitter(wait)))
+	h.backoff.Store(int64(wait))
+	h.retryAt.Store(int64(healthNow() + jitter(wait)))
 }
 
 // untilRetry is how long until the store is next asked, at least a millisecond.
-func (l *Limiter) untilRetry() time.Duration {
-	return max(time.Duration(l.retryAt.Load())-healthNow(), time.Millisecond)
+func (h *health) untilRetry() time.Duration {
+	return max(time.Duration(h.retryAt.Load())-healthNow(), time.Millisecond)
 }
 
-// decideFailed decides a call while the store fails, by the limiter's policy.
-func (l *Limiter) decideFailed(rules []*Rule, identity string) Decision {
+// logAttrs names the node in outage log lines.
+func (h *health) logAttrs() []any {
+	if h.node == "" {
+		return nil
+	}
+	return []any{"node", h.node}
+}
+
+// partitioned is a store made of parts that fail apart: a RedisStore on a Redis Cluster.
+type partitioned interface {
+	// nodeOf names the part that decides identity's calls under rules, or "" when
+	// unknown.
+	nodeOf(ctx context.Context, rules []*Rule, identity string) string
+}
+
+// healthOf is the health of the part of the store that decides identity's calls: for a
+// Redis Cluster, of the master node that holds identity's slot, so that a node that fails
+// puts only its own identities under the failure policy while the others are still
+// decided by the store; otherwise of the whole store.
+func (l *Limiter) healthOf(ctx context.Context, rules []*Rule, identity string) *health {
+	p, ok := l.store.(partitioned)
+	if !ok {
+		return &l.health
+	}
+	// The cluster's layout is cached by the client; only its first call waits for it.
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	node := p.nodeOf(ctx, rules, identity)
+	cancel()
+	if node == "" {
+		return &l.health
+	}
+	if h, ok := l.nodes.Load(node); ok {
+		return h.(*health)
+	}
+	h, _ := l.nodes.LoadOrStore(node, &health{node: node})
+	return h.(*health)
+}
+
+// nodeOf names the cluster master node that holds identity's keys, from the client's
+// cached view of the cluster; "" for a client of one server (or Sentinel), or when the
+// client does not know the cluster yet and cannot learn it before ctx ends.
+func (s *RedisStore) nodeOf(ctx context.Context, rules []*Rule, identity string) string {
+	c, ok := s.client.(*redis.ClusterClient)
+	if !ok {
+		return ""
+	}
+	key := redisKeyOf(redisTag(identity), rules[0].Pool, rules[0].Algorithm)
+	master, err := c.MasterForKey(ctx, key)
+	if err != nil {
+		return ""
+	}
+	return master.Options().Addr
+}
+
+// decideFailed decides a call while the store (or its part h) fails, by the limiter's
+// policy.
+func (l *Limiter) decideFailed(h *health, rules []*Rule, identity string) Decision {
 	var d Decision
 	switch l.policy {
 	case FailOpen:
@@ -138,7 +205,7 @@ func (l *Limiter) decideFailed(rules []*Rule, identity string) Decision {
 		l.stats.policy.Add(1)
 	case FailClosed:
 		d = Decision{Pool: rules[0].Pool, Limit: rules[0].Allowance,
-			RetryAfter: l.untilRetry(), Source: SourcePolicy}
+			RetryAfter: h.untilRetry(), Source: SourcePolicy}
 		l.stats.policy.Add(1)
 	default:
 		d = l.fallback.take(rules, identity)

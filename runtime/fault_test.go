@@ -442,7 +442,7 @@ func TestFailurePolicies(t *testing.T) {
 			// Back up: the next question is the store's, and the local denial above is
 			// not replayed in its place.
 			store.down.Store(false)
-			lim.retryAt.Store(0)
+			lim.health.retryAt.Store(0)
 			if d := lim.Allow(burst, "down"); !d.Allowed || d.Source != SourceStore {
 				t.Errorf("store back: %+v, want allowed by the store", d)
 			}

@@ -155,13 +155,11 @@ type Limiter struct {
 	closer   io.Closer // what FromEnv opened for this limiter, closed by Close
 	direct   bool      // store calls end at their deadline: no goroutine needed to bound them
 
-	outage  atomic.Bool // the store is failing and decisions are made by the policy
-	probing atomic.Bool // during an outage, one call is asking the store
-	closed  atomic.Bool // Close closed the store's client: calls no longer ask it
-
-	// During an outage the store is asked again at retryAt (on healthNow's clock);
-	// backoff is the wait last scheduled. See scheduleRetry.
-	retryAt, backoff       atomic.Int64
+	closed atomic.Bool // Close closed the store's client: calls no longer ask it
+	// health is whether the store fails, or for a Redis Cluster whether the nodes not in
+	// nodes do; nodes maps a cluster node's address to its *health.
+	health                 health
+	nodes                  sync.Map
 	minBackoff, maxBackoff time.Duration
 	policy                 FailurePolicy
 	stats                  stats
@@ -260,25 +258,27 @@ func (l *Limiter) AllowN(ctx context.Context, rule *Rule, identity string, cost 
 // since the last failed question has passed; the others are decided by the policy at once.
 func (l *Limiter) takeRemote(ctx context.Context, rules []*Rule, identity string) Decision {
 	if l.closed.Load() {
-		return l.decideFailed(rules, identity)
+		return l.decideFailed(&l.health, rules, identity)
 	}
+	h := l.healthOf(ctx, rules, identity)
 	retry := false
-	if l.outage.Load() {
-		if !l.dueToAsk() {
-			return l.decideFailed(rules, identity)
+	if h.outage.Load() {
+		if !h.dueToAsk() {
+			return l.decideFailed(h, rules, identity)
 		}
 		retry = true
-		defer l.probing.Store(false)
+		defer h.probing.Store(false)
 	}
 	d, err := l.ask(ctx, rules, identity)
 	if err == nil {
-		if l.outage.CompareAndSwap(true, false) {
-			l.logger.Info("limitgen: store answers again; limits are shared again")
+		if h.outage.CompareAndSwap(true, false) {
+			l.logger.Info("limitgen: store answers again; limits are shared again",
+				h.logAttrs()...)
 		}
 		d.Source = SourceStore
 		return d
 	}
-	return l.storeFailed(ctx, rules, identity, err, retry)
+	return l.storeFailed(ctx, h, rules, identity, err, retry)
 }
 
 type answer struct {
@@ -334,23 +334,24 @@ func (l *Limiter) takeDirect(ctx context.Context, rules []*Rule, identity string
 }
 
 // storeFailed handles a store that erred or did not answer in time: the call is decided
-// by the failure policy, and the store is asked again after a backoff. An outage is
-// logged once when it starts; retry says this call was such a question. The caller's own
-// ended context is not a store failure.
-func (l *Limiter) storeFailed(ctx context.Context, rules []*Rule, identity string,
-	err error, retry bool) Decision {
+// by the failure policy, and the store (or its part h) is asked again after a backoff. An
+// outage is logged once when it starts; retry says this call was such a question. The
+// caller's own ended context is not a store failure.
+func (l *Limiter) storeFailed(ctx context.Context, h *health, rules []*Rule,
+	identity string, err error, retry bool) Decision {
 	if ctx.Err() == nil {
 		l.stats.storeErrors.Add(1)
-		if l.outage.CompareAndSwap(false, true) {
+		if h.outage.CompareAndSwap(false, true) {
 			l.stats.outages.Add(1)
-			l.scheduleRetry(true)
+			h.scheduleRetry(true, l.minBackoff, l.maxBackoff)
 			l.logger.Warn("limitgen: store failed; "+l.policyWords()+" until it answers",
-				"pool", rules[0].Pool, "policy", l.policy.String(), "error", err)
+				append(h.logAttrs(), "pool", rules[0].Pool, "policy", l.policy.String(),
+					"error", err)...)
 		} else if retry {
-			l.scheduleRetry(false)
+			h.scheduleRetry(false, l.minBackoff, l.maxBackoff)
 		}
 	}
-	return l.decideFailed(rules, identity)
+	return l.decideFailed(h, rules, identity)
 }
 
 // reportInvalid counts the denial of a call with an invalid rule and logs the rule once per

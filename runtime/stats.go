@@ -3,6 +3,7 @@ package runtime
 import (
 	"math/rand/v2"
 	"sync/atomic"
+	"time"
 )
 
 // Stats are a Limiter's counters since it was made, for export to a metrics system. Every
@@ -26,8 +27,11 @@ type Stats struct {
 	// LocalDecisions counts calls decided in process memory while the store failed
 	// (FailLocal); PolicyDecisions those decided by FailOpen or FailClosed.
 	LocalDecisions, PolicyDecisions uint64
-	// Outages counts the times the store started failing; StoreDown reports whether it is
-	// failing now.
+	// Outages counts the times the store started failing (for a Redis Cluster, each
+	// master node apart). StoreDown reports whether it (or a node) is failing now: it
+	// failed the last time it was asked, and calls still ask it. (A node that no call is
+	// routed to any longer, after a cluster failover, no longer counts after a few
+	// seconds.)
 	Outages   uint64
 	StoreDown bool
 }
@@ -61,6 +65,25 @@ func (s *stats) record(d Decision) {
 // stripes without any shared state (the generator is per thread).
 func stripe() int { return int(rand.Uint32() % statStripes) }
 
+// staleOutage is how long after its last question a failing cluster node no longer
+// counts as down for Stats.StoreDown.
+const staleOutage = 5 * time.Second
+
+// storeDown reports whether the store, or a node of it still asked, is failing.
+func (l *Limiter) storeDown() bool {
+	if l.health.outage.Load() {
+		return true
+	}
+	down := false
+	now := healthNow()
+	l.nodes.Range(func(_, v any) bool {
+		h := v.(*health)
+		down = h.outage.Load() && now-time.Duration(h.retryAt.Load()) < staleOutage
+		return !down
+	})
+	return down
+}
+
 // Stats returns the limiter's counters; see Stats.
 func (l *Limiter) Stats() Stats {
 	s := &l.stats
@@ -69,7 +92,7 @@ func (l *Limiter) Stats() Stats {
 		LocalDecisions:  s.local.Load(),
 		PolicyDecisions: s.policy.Load(),
 		Outages:         s.outages.Load(),
-		StoreDown:       l.outage.Load(),
+		StoreDown:       l.storeDown(),
 	}
 	for i := range s.decisions {
 		st.Allowed += s.decisions[i].allowed.Load()
