@@ -25,12 +25,12 @@ const (
 	workerNoCacheEnv = "LIMITGEN_HAMMER_NOCACHE"
 	workerProcs      = 4
 	workerGoroutines = 16
-	hammerFor        = 1500 * time.Millisecond
+	hammerFor        = 2 * time.Second
 )
 
 var (
 	// hammerRule has short windows, so that the hammering spans several.
-	hammerRule = Rule{Pool: "procs-fixed", Window: 300 * time.Millisecond, Allowance: 25}
+	hammerRule = Rule{Pool: "procs-fixed", Window: 500 * time.Millisecond, Allowance: 25}
 	// burstRules have windows longer than the test: each allows its allowance in total.
 	burstRules = []Rule{
 		{Pool: "procs-sliding", Window: time.Minute, Allowance: 40, Algorithm: SlidingWindow},
@@ -39,11 +39,16 @@ var (
 	}
 )
 
+// allowed is one allowed call: when its window ends in Unix ms, as seen by the worker
+// (the time the call began plus ResetAfter; the call reached Redis a little later), and
+// what Redis said remained.
+type allowed struct{ End, Remaining int64 }
+
 // workerResult is what one worker process saw.
 type workerResult struct {
-	Start, Stop int64   // when the hammering began and ended, in Unix ms
-	Ends        []int64 // for each allowed call of hammerRule, when its window ends
-	Burst       []int   // for each of burstRules, the calls allowed
+	Start, Stop int64     // when the hammering began and ended, in Unix ms
+	Allowed     []allowed // the allowed calls of hammerRule
+	Burst       []int     // for each of burstRules, the calls allowed
 	Calls       int
 	NotStore    int // decisions not made by Redis
 	StoreErrors uint64
@@ -79,21 +84,26 @@ func TestHammerWorker(t *testing.T) {
 	var wg sync.WaitGroup
 	for range workerGoroutines {
 		wg.Go(func() {
-			var ends []int64
+			var got []allowed
 			calls, notStore := 0, 0
-			for time.Now().Before(stop) {
+			for {
+				began := time.Now()
+				if !began.Before(stop) {
+					break
+				}
 				d := lim.Allow(&hammerRule, "one")
 				calls++
 				if d.Source != SourceStore {
 					notStore++
 				}
 				if d.Allowed {
-					ends = append(ends, time.Now().UnixMilli()+d.ResetAfter.Milliseconds())
+					got = append(got, allowed{began.UnixMilli() + d.ResetAfter.Milliseconds(),
+						d.Remaining})
 				}
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			res.Ends = append(res.Ends, ends...)
+			res.Allowed = append(res.Allowed, got...)
 			res.Calls += calls
 			res.NotStore += notStore
 		})
@@ -219,7 +229,7 @@ func TestProcessesShareOneLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 		all.Start, all.Stop = max(all.Start, r.Start), min(all.Stop, r.Stop)
-		all.Ends = append(all.Ends, r.Ends...)
+		all.Allowed = append(all.Allowed, r.Allowed...)
 		all.Calls += r.Calls
 		all.NotStore += r.NotStore
 		all.StoreErrors += r.StoreErrors
@@ -233,33 +243,43 @@ func TestProcessesShareOneLimit(t *testing.T) {
 	}
 
 	// Group the allowed calls by the end of their window: the ends the workers computed
-	// for one window differ by a few ms of clock reading, windows by 300ms.
-	slices.Sort(all.Ends)
+	// for one window are early by the time their call took to reach Redis (ms, unless a
+	// process stalls), windows are 500ms apart. In a window, each allowed call must have
+	// been told a different Remaining: 24, 23, ... 0.
+	slices.SortFunc(all.Allowed, func(a, b allowed) int { return int(a.End - b.End) })
 	type window struct {
-		end   int64
-		calls int
-	}
-	var windows []window
-	for _, e := range all.Ends {
-		if n := len(windows); n > 0 && e-windows[n-1].end < hammerRule.Window.Milliseconds()/2 {
-			windows[n-1].calls++
-			continue
-		}
-		windows = append(windows, window{e, 1})
+		end       int64
+		remaining []int64
 	}
 	w := hammerRule.Window.Milliseconds()
+	var windows []*window
+	for _, a := range all.Allowed {
+		if n := len(windows); n == 0 || a.End-windows[n-1].end >= w/2 {
+			windows = append(windows, &window{end: a.End})
+		}
+		win := windows[len(windows)-1]
+		win.end = a.End
+		win.remaining = append(win.remaining, a.Remaining)
+	}
 	whole := 0
+	var counts []int
 	for _, win := range windows {
-		if win.calls > int(hammerRule.Allowance) {
+		slices.Sort(win.remaining)
+		counts = append(counts, len(win.remaining))
+		if len(slices.Compact(slices.Clone(win.remaining))) != len(win.remaining) {
+			t.Errorf("window ending at %d: two allowed calls were told the same Remaining: "+
+				"%v", win.end, win.remaining)
+		}
+		if len(win.remaining) > int(hammerRule.Allowance) {
 			t.Errorf("window ending at %d: %d calls allowed, over the allowance of %d",
-				win.end, win.calls, hammerRule.Allowance)
+				win.end, len(win.remaining), hammerRule.Allowance)
 		}
 		// Only windows wholly within the time every worker hammered are full.
 		if win.end-w-10 >= all.Start && win.end+10 <= all.Stop {
 			whole++
-			if win.calls != int(hammerRule.Allowance) {
+			if len(win.remaining) != int(hammerRule.Allowance) {
 				t.Errorf("window ending at %d, within the hammering: %d calls allowed, want "+
-					"exactly %d", win.end, win.calls, hammerRule.Allowance)
+					"exactly %d", win.end, len(win.remaining), hammerRule.Allowance)
 			}
 		}
 	}
@@ -274,6 +294,6 @@ func TestProcessesShareOneLimit(t *testing.T) {
 		}
 	}
 	t.Logf("%d processes × %d goroutines: %d calls in %dms, %d windows (%d whole), "+
-		"allowed per window (end in Unix ms, calls) %v", workerProcs, workerGoroutines,
-		all.Calls, all.Stop-all.Start, len(windows), whole, windows)
+		"allowed per window %v, burst rules %v", workerProcs, workerGoroutines, all.Calls,
+		all.Stop-all.Start, len(windows), whole, counts, all.Burst)
 }
