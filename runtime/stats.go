@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 )
@@ -36,34 +35,24 @@ type Stats struct {
 	StoreDown bool
 }
 
-// stats holds a Limiter's counters. Allowed and denied are striped: every call adds to
-// one, and one cache line shared by every core would make busy servers queue on it.
+// stats holds a Limiter's counters. Allowed and denied, added to by every call, are on
+// cache lines of their own, away from the Limiter's read-mostly fields.
 type stats struct {
-	decisions                  [statStripes]decisionCount
+	_                          [64]byte
+	allowed, denied            atomic.Uint64
+	_                          [48]byte
 	storeErrors, local, policy atomic.Uint64
 	outages                    atomic.Uint64
 }
 
-const statStripes = 16
-
-type decisionCount struct {
-	allowed, denied atomic.Uint64
-	_               [48]byte // one stripe per 64-byte cache line
-}
-
 // record counts one decision.
 func (s *stats) record(d Decision) {
-	c := &s.decisions[stripe()]
 	if d.Allowed {
-		c.allowed.Add(1)
+		s.allowed.Add(1)
 	} else {
-		c.denied.Add(1)
+		s.denied.Add(1)
 	}
 }
-
-// stripe picks a stripe for a call: at random, which spreads concurrent calls over the
-// stripes without any shared state (the generator is per thread).
-func stripe() int { return int(rand.Uint32() % statStripes) }
 
 // staleOutage is how long after its last question a failing cluster node no longer
 // counts as down for Stats.StoreDown.
@@ -87,16 +76,13 @@ func (l *Limiter) storeDown() bool {
 // Stats returns the limiter's counters; see Stats.
 func (l *Limiter) Stats() Stats {
 	s := &l.stats
-	st := Stats{
+	return Stats{
+		Allowed:         s.allowed.Load(),
+		Denied:          s.denied.Load(),
 		StoreErrors:     s.storeErrors.Load(),
 		LocalDecisions:  s.local.Load(),
 		PolicyDecisions: s.policy.Load(),
 		Outages:         s.outages.Load(),
 		StoreDown:       l.storeDown(),
 	}
-	for i := range s.decisions {
-		st.Allowed += s.decisions[i].allowed.Load()
-		st.Denied += s.decisions[i].denied.Load()
-	}
-	return st
 }
