@@ -27,7 +27,7 @@ func clusterIdentities(t *testing.T, c *redistest.Cluster, store *RedisStore,
 	for i := range n {
 		id := fmt.Sprintf("user-%d", i)
 		ids = append(ids, id)
-		nodeOf[id] = store.nodeOf(ctx, rule, id)
+		nodeOf[id] = store.nodeOf(rule, id)
 		nodes[nodeOf[id]]++
 		slot, err := store.client.(*redis.ClusterClient).ClusterKeySlot(ctx,
 			redisKey("spread", id)).Result()
@@ -230,6 +230,37 @@ func TestCluster(t *testing.T) {
 				calls.slowestCall(), faultTimeout, faultMargin)
 		}
 		t.Logf("one node of 3 frozen: %s", &calls)
+	})
+
+	t.Run("ColdClient", func(t *testing.T) {
+		// A client that has not learnt the cluster's layout yet: its first call does.
+		store := NewRedisStore(c.Client(&redis.ClusterOptions{ContextTimeoutEnabled: true}))
+		lim := New(store, WithTimeout(time.Second))
+		rule := []*Rule{{Pool: "c-cold", Window: time.Minute, Allowance: 1}}
+		if node := store.nodeOf(rule, "cold"); node != "" {
+			t.Fatalf("a fresh client knows node %q already", node)
+		}
+		if d := lim.AllowAll(rule, "cold"); !d.Allowed || d.Source != SourceStore {
+			t.Fatalf("first call of a fresh client: %+v", d)
+		}
+		if node := store.nodeOf(rule, "cold"); node == "" {
+			t.Fatal("the client has not learnt the layout with its first call")
+		}
+
+		// A cluster that cannot be reached: one deadline, then the policy.
+		dead := redis.NewClusterClient(&redis.ClusterOptions{ContextTimeoutEnabled: true,
+			Addrs: []string{redistest.FreeAddr(t)}})
+		defer dead.Close()
+		var deadLogs logBuffer
+		lim = New(NewRedisStore(dead), WithTimeout(faultTimeout), WithLogger(deadLogs.logger()))
+		start := time.Now()
+		if d := lim.AllowAll(rule, "cold"); !d.Allowed || d.Source != SourceLocal {
+			t.Fatalf("unreachable cluster: %+v, want allowed locally", d)
+		}
+		if took := time.Since(start); took > faultTimeout+faultMargin {
+			t.Errorf("unreachable cluster: the call took %v, want at most %v + %v", took,
+				faultTimeout, faultMargin)
+		}
 	})
 
 	t.Run("OneSeedURL", func(t *testing.T) {

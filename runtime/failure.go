@@ -151,23 +151,27 @@ func (h *health) logAttrs() []any {
 // partitioned is a store made of parts that fail apart: a RedisStore on a Redis Cluster.
 type partitioned interface {
 	// nodeOf names the part that decides identity's calls under rules, or "" when
-	// unknown.
-	nodeOf(ctx context.Context, rules []*Rule, identity string) string
+	// unknown, without waiting.
+	nodeOf(rules []*Rule, identity string) string
 }
+
+// endedContext is a context that has ended.
+var endedContext = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // healthOf is the health of the part of the store that decides identity's calls: for a
 // Redis Cluster, of the master node that holds identity's slot, so that a node that fails
 // puts only its own identities under the failure policy while the others are still
 // decided by the store; otherwise of the whole store.
-func (l *Limiter) healthOf(ctx context.Context, rules []*Rule, identity string) *health {
+func (l *Limiter) healthOf(rules []*Rule, identity string) *health {
 	p, ok := l.store.(partitioned)
 	if !ok {
 		return &l.health
 	}
-	// The cluster's layout is cached by the client; only its first call waits for it.
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	node := p.nodeOf(ctx, rules, identity)
-	cancel()
+	node := p.nodeOf(rules, identity)
 	if node == "" {
 		return &l.health
 	}
@@ -179,15 +183,18 @@ func (l *Limiter) healthOf(ctx context.Context, rules []*Rule, identity string) 
 }
 
 // nodeOf names the cluster master node that holds identity's keys, from the client's
-// cached view of the cluster; "" for a client of one server (or Sentinel), or when the
-// client does not know the cluster yet and cannot learn it before ctx ends.
-func (s *RedisStore) nodeOf(ctx context.Context, rules []*Rule, identity string) string {
+// cached view of the cluster, without waiting; "" for a client of one server (or
+// Sentinel), or when the client has not learnt the cluster's layout yet (its first
+// command, the Take that follows, does).
+func (s *RedisStore) nodeOf(rules []*Rule, identity string) string {
 	c, ok := s.client.(*redis.ClusterClient)
 	if !ok {
 		return ""
 	}
 	key := redisKeyOf(redisTag(identity), rules[0].Pool, rules[0].Algorithm)
-	master, err := c.MasterForKey(ctx, key)
+	// With a layout cached, MasterForKey does not use its context; without one, the
+	// ended context makes it give up at once instead of loading it.
+	master, err := c.MasterForKey(endedContext, key)
 	if err != nil {
 		return ""
 	}

@@ -260,7 +260,7 @@ func (l *Limiter) takeRemote(ctx context.Context, rules []*Rule, identity string
 	if l.closed.Load() {
 		return l.decideFailed(&l.health, rules, identity)
 	}
-	h := l.healthOf(ctx, rules, identity)
+	h := l.healthOf(rules, identity)
 	retry := false
 	if h.outage.Load() {
 		if !h.dueToAsk() {

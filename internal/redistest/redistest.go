@@ -93,6 +93,13 @@ func startConf(t testing.TB, port int, conf func(dir string) string, args ...str
 	return s
 }
 
+// FreeAddr returns a 127.0.0.1:port address that nothing listens on now, for tests of
+// clients that cannot connect.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, 0)))
+}
+
 // freePort returns a TCP port of 127.0.0.1 that nothing listens on now, and such that
 // port+above is free too (Redis Cluster's bus listens on port+10000).
 func freePort(t testing.TB, above int) int {
