@@ -21,6 +21,7 @@ import (
 	"go/ast"
 	"go/token"
 	"go/types"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -234,7 +235,7 @@ func staleFiles(sources []sourceFile, outputs []File) ([]string, error) {
 	}
 
 	var stale []string
-	for _, dir := range slices.Sorted(mapKeys(dirs)) {
+	for _, dir := range slices.Sorted(maps.Keys(dirs)) {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			return nil, fmt.Errorf("listing %s for stale generated files: %w", dir, err)
@@ -267,16 +268,6 @@ func fileIsGenerated(path string) (bool, error) {
 	buf := make([]byte, len(Header)+8)
 	n, _ := f.Read(buf)
 	return IsGenerated(buf[:n]), nil
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // checkPools reports rules that give one pool different limits: the handlers share one

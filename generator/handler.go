@@ -223,12 +223,8 @@ func checkHandler(sf sourceFile, decl *ast.FuncDecl, d Directive, rules []Direct
 	}
 	i := 0
 	for _, field := range decl.Type.Params.List {
-		names := field.Names
-		if len(names) == 0 {
-			names = []*ast.Ident{nil}
-		}
 		_, variadic := field.Type.(*ast.Ellipsis)
-		for _, n := range names {
+		for range max(1, len(field.Names)) {
 			obj := sig.Params().At(i)
 			name := obj.Name()
 			if name == "" || name == "_" || hidden[name] {
@@ -237,7 +233,6 @@ func checkHandler(sf sourceFile, decl *ast.FuncDecl, d Directive, rules []Direct
 			}
 			p.params = append(p.params, param{name: name, typ: field.Type, variadic: variadic,
 				obj: obj})
-			_ = n
 			i++
 		}
 	}
