@@ -51,9 +51,7 @@ func (p *Plan) Apply() (Summary, error) {
 		case err != nil:
 			return s, fmt.Errorf("reading %s: %w", f.Path, err)
 		case !IsGenerated(old):
-			errs.Add(filePos(f.Path), "%s exists and was not written by limitgen; rename "+
-				"it or move it away so limitgen can write the wrappers for %s",
-				filepath.Base(f.Path), filepath.Base(f.Source))
+			errs.addUserFile(f)
 		case bytes.Equal(old, f.Content):
 			s.Unchanged++
 		default:
@@ -117,9 +115,7 @@ func (p *Plan) Check() ([]byte, error) {
 		case err != nil:
 			return nil, fmt.Errorf("reading %s: %w", f.Path, err)
 		case !IsGenerated(old):
-			errs.Add(filePos(f.Path), "%s exists and was not written by limitgen; rename "+
-				"it or move it away so limitgen can write the wrappers for %s",
-				filepath.Base(f.Path), filepath.Base(f.Source))
+			errs.addUserFile(f)
 		default:
 			out.Write(diff.Diff(f.Path, old, f.Path, f.Content))
 		}
@@ -132,4 +128,11 @@ func (p *Plan) Check() ([]byte, error) {
 		out.Write(diff.Diff(path, old, "/dev/null", nil))
 	}
 	return out.Bytes(), errs.Err()
+}
+
+// addUserFile reports a file in the way of a generated one that a person wrote.
+func (l *ErrorList) addUserFile(f File) {
+	l.Add(filePos(f.Path), "%s exists and was not written by limitgen; rename it or move it "+
+		"away so limitgen can write the wrappers for %s", filepath.Base(f.Path),
+		filepath.Base(f.Source))
 }
