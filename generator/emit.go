@@ -177,7 +177,7 @@ func wrapperBody(r *renderer, h *Handler) []jen.Code {
 	allow := jen.Id(p.limiter).Dot(method).Call(jen.Id(p.rule), identityCode(r, h))
 
 	var denied []jen.Code
-	needsDecision := d.On == Call || p.lastIsError
+	needsDecision := d.On != Drop || p.lastIsError
 	switch d.On {
 	case Call:
 		args := append([]jen.Code{jen.Id(p.decision)}, callArgs(p.params)...)
@@ -192,7 +192,8 @@ func wrapperBody(r *renderer, h *Handler) []jen.Code {
 			denied = append(denied, call, jen.Return())
 		}
 	case Disconnect:
-		denied = append(denied, jen.Id(p.disconnect))
+		denied = append(denied, jen.If(jen.Id(p.decision).Dot("Exceeded").Call()).
+			Block(jen.Id(p.disconnect)))
 		fallthrough
 	default:
 		denied = append(denied, zeroReturn(r, h)...)
@@ -338,7 +339,8 @@ func wrapperDoc(h *Handler) string {
 			over += " and return a *runtime.LimitError"
 		}
 	case Disconnect:
-		over = "a caller over the limit is dropped and disconnected"
+		over = "a caller over the limit is dropped and disconnected (not when the failure " +
+			"policy denied the call)"
 	case Call:
 		over = "calls over the limit go to " + h.plan.onCall
 	}

@@ -115,6 +115,14 @@ func (e *LimitError) Error() string {
 // Is reports whether target is ErrLimited.
 func (e *LimitError) Is(target error) bool { return target == ErrLimited }
 
+// Exceeded reports whether the call was denied because its identity went over a limit, as
+// counted by the store or by the in-process fallback; a denial by FailClosed while the store
+// fails is not one. Generated wrappers disconnect (on=disconnect) only such callers, so that
+// an outage does not disconnect everyone.
+func (d Decision) Exceeded() bool {
+	return !d.Allowed && d.Source != SourcePolicy
+}
+
 // Err returns a *LimitError for a denied decision, and nil for an allowed one.
 func (d Decision) Err() error {
 	if d.Allowed {

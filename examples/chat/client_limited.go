@@ -50,12 +50,15 @@ func (c *Client) HistoryLimited(l *runtime.Limiter) func(args ...any) {
 }
 
 // TypingLimited returns (*Client).Typing, from client.go, limited to 10 calls per second in
-// pool "typing" for each c.ID(); a caller over the limit is dropped and disconnected.
+// pool "typing" for each c.ID(); a caller over the limit is dropped and disconnected (not
+// when the failure policy denied the call).
 func (c *Client) TypingLimited(l *runtime.Limiter) func(args ...any) {
 	rule := &runtime.Rule{Pool: "typing", Window: time.Second, Allowance: 10}
 	return func(args ...any) {
-		if !l.Allow(rule, c.ID()).Allowed {
-			c.Disconnect(false)
+		if d := l.Allow(rule, c.ID()); !d.Allowed {
+			if d.Exceeded() {
+				c.Disconnect(false)
+			}
 			return
 		}
 
