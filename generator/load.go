@@ -65,7 +65,11 @@ func load(cfg Config, patterns []string) (*loaded, error) {
 	var problems []string
 	for _, pkg := range pkgs {
 		for _, e := range pkg.Errors {
-			problems = append(problems, e.Error())
+			if e.Pos == "" || e.Pos == "-" {
+				problems = append(problems, e.Msg)
+			} else {
+				problems = append(problems, e.Error())
+			}
 		}
 	}
 	if len(problems) > 0 {

@@ -51,7 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
-		return 2
+		return 1
 	}
 
 	cfg := generator.Config{}
