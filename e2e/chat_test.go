@@ -161,8 +161,8 @@ func testSharedPool(t *testing.T, url, user string) {
 	}
 }
 
-// testTypingFlood: typing within the allowance is fine; one more disconnects the client with
-// "io server disconnect"; a heavy flood gets it disconnected too.
+// testTypingFlood: typing within the allowance is fine; one more disconnects the client; a
+// heavy flood gets it disconnected too.
 func testTypingFlood(t *testing.T, url, user string) {
 	typing := Emit{Event: "typing"}
 	res := drive(t, Plan{URL: url, User: user + "-calm", Emits: repeat(typingAllowance, typing),
@@ -172,15 +172,18 @@ func testTypingFlood(t *testing.T, url, user string) {
 			typingAllowance, res.DisconnectReason)
 	}
 
+	// The server sends a disconnect packet ("io server disconnect"); on a loaded machine the
+	// server library's close of the transport can overtake it ("transport close"). Either is
+	// the server disconnecting the client; no disconnect at all is the failure.
 	res = drive(t, Plan{URL: url, User: user, Emits: repeat(typingAllowance+1, typing),
 		WaitDisconnectMs: 3000})
-	if res.DisconnectReason != "io server disconnect" {
-		t.Errorf("%d typing events: disconnect reason %q, want %q",
-			typingAllowance+1, res.DisconnectReason, "io server disconnect")
+	switch res.DisconnectReason {
+	case "io server disconnect", "transport close":
+	default:
+		t.Errorf("%d typing events: disconnect reason %q, want the server to disconnect",
+			typingAllowance+1, res.DisconnectReason)
 	}
 
-	// Events still arriving after the disconnect make the server library close the
-	// transport, which can overtake the disconnect packet: either reason is a disconnect.
 	for _, tr := range []string{"websocket", "polling"} {
 		res = drive(t, Plan{URL: url, User: user + "-" + tr, Transports: []string{tr},
 			Emits: repeat(10*typingAllowance, typing), WaitDisconnectMs: 3000})
