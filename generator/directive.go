@@ -71,6 +71,14 @@ func IsDirective(text string) bool {
 	return strings.HasPrefix(text, "//limit:")
 }
 
+// IsSpacedDirective reports whether a comment looks like a directive written with a space
+// after //, which Go reads as an ordinary comment: "// limit:socketio key=chat".
+func IsSpacedDirective(text string) bool {
+	rest, ok := strings.CutPrefix(text, "//")
+	trimmed := strings.TrimLeft(rest, " \t")
+	return ok && len(trimmed) < len(rest) && strings.HasPrefix(trimmed, Prefix[2:])
+}
+
 // ParseDirective parses the comment line text found at pos. Every problem is added to errs
 // with the position of the offending argument; the returned directive is only meaningful
 // when no problem was added.
@@ -88,7 +96,7 @@ func ParseDirective(text string, pos token.Position, errs *ErrorList) Directive 
 	rest, ok := strings.CutPrefix(text, Prefix)
 	if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '\t') {
 		name, _, _ := strings.Cut(text, " ")
-		errs.Add(pos, "unknown directive %s: limitgen reads %s", name, Prefix)
+		errs.Add(pos, "unknown directive %q; limitgen reads %s", name, Prefix)
 		return d
 	}
 
@@ -255,8 +263,9 @@ func (d *Directive) setPool(value string) error {
 
 func (d *Directive) setWindow(value string) error {
 	var window time.Duration
-	if seconds, err := strconv.ParseInt(value, 10, 64); err == nil {
-		if seconds < 0 || seconds > int64(MaxWindow/time.Second) {
+	if isDigits(value) {
+		seconds, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || seconds > int64(MaxWindow/time.Second) {
 			return errWindowRange(value)
 		}
 		window = time.Duration(seconds) * time.Second
@@ -302,4 +311,13 @@ func editDistance(a, b string) int {
 func errWindowRange(value string) error {
 	return fmt.Errorf("window %q is out of range: give at least 1ms and at most 366 days (%dh)",
 		value, int(MaxWindow/time.Hour))
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

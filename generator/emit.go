@@ -240,7 +240,7 @@ func zeroReturn(r *renderer, h *Handler) []jen.Code {
 			values = append(values, zero)
 			continue
 		}
-		name := fmt.Sprintf("zero%d", i)
+		name := p.taken.fresh("zero")
 		decls = append(decls, jen.Var().Id(name).Add(r.node(p.results[i])))
 		values = append(values, jen.Id(name))
 	}

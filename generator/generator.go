@@ -17,6 +17,7 @@
 package generator
 
 import (
+	"cmp"
 	"fmt"
 	"go/ast"
 	"go/token"
@@ -27,6 +28,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/tools/go/packages"
 )
 
 // RuntimePath is the import path of the package generated code calls.
@@ -180,7 +183,13 @@ type sourceFile struct {
 func (l *loaded) sourceFiles() []sourceFile {
 	seen := map[string]bool{}
 	var files []sourceFile
-	for _, pkg := range l.packages {
+	// A package's test variant comes first: it also holds the package's _test.go files, whose
+	// declarations share the package scope that generated files must not clash with.
+	pkgs := slices.Clone(l.packages)
+	slices.SortStableFunc(pkgs, func(a, b *packages.Package) int {
+		return cmp.Compare(len(b.Syntax), len(a.Syntax))
+	})
+	for _, pkg := range pkgs {
 		for _, f := range pkg.Syntax {
 			// A cgo file is parsed from the go command's rewrite of it, whose //line
 			// comments name the original.

@@ -27,6 +27,7 @@ type wrapperPlan struct {
 	onCall       string // for on=NAME: the function, or the method on the receiver
 	lastIsError  bool
 	renamed      map[types.Object]string // parameters the wrapper renames
+	taken        nameSet                 // names the wrapper's variables must not use
 	typeParams   []*ast.Field            // of a generic function
 	typeArgNames []string
 }
@@ -80,7 +81,13 @@ func findHandlers(sf sourceFile, errs *ErrorList) []*Handler {
 	var handlers []*Handler
 	for _, group := range sf.ast.Comments {
 		var directives []Directive
+		failed := false
 		for _, c := range group.List {
+			if IsSpacedDirective(c.Text) {
+				errs.Add(sf.fset.Position(c.Slash), "%q is an ordinary comment: write %s "+
+					"with no space after //", strings.TrimSpace(c.Text), Prefix)
+				continue
+			}
 			if !IsDirective(c.Text) {
 				continue
 			}
@@ -88,7 +95,12 @@ func findHandlers(sf sourceFile, errs *ErrorList) []*Handler {
 			decl := attached[group]
 			switch {
 			case decl != nil:
-				directives = append(directives, ParseDirective(c.Text, pos, errs))
+				before := len(*errs)
+				d := ParseDirective(c.Text, pos, errs)
+				if len(*errs) > before {
+					failed = true
+				}
+				directives = append(directives, d)
 			case notFunc[group] != "":
 				errs.Add(pos, "%s applies to functions and methods, not to %s",
 					Prefix, notFunc[group])
@@ -96,7 +108,7 @@ func findHandlers(sf sourceFile, errs *ErrorList) []*Handler {
 				errs.Add(pos, "%s", detachedMessage(sf.fset, sf.ast, group))
 			}
 		}
-		if len(directives) == 0 {
+		if len(directives) == 0 || failed {
 			continue
 		}
 		merged, ok := mergeDirectives(directives, errs)
@@ -182,6 +194,11 @@ func checkHandler(sf sourceFile, decl *ast.FuncDecl, d Directive, rules []Direct
 		return nil
 	}
 	sig := fn.Type().(*types.Signature)
+	if other := declaredWrapper(sf, fn, sig); other != nil {
+		errs.Add(pos, "%s is already declared at %s; limitgen generates it for %s: rename one",
+			other.Name(), sf.fset.Position(other.Pos()), decl.Name.Name)
+		return nil
+	}
 	h := &Handler{Directive: d, Rules: rules, Pos: pos, File: sf.path, Name: decl.Name.Name,
 		Display: decl.Name.Name, decl: decl, sig: sig, sourceInfo: info}
 
@@ -254,6 +271,7 @@ func checkHandler(sf sourceFile, decl *ast.FuncDecl, d Directive, rules []Direct
 		ruleName = "rules"
 	}
 	p.limiter, p.rule, p.decision = taken.fresh("l"), taken.fresh(ruleName), taken.fresh("d")
+	p.taken = taken
 
 	var identityRoot *types.Var
 	if d.By != "" {
@@ -621,4 +639,23 @@ func stringTypeSet(tp *types.TypeParam) bool {
 		}
 	}
 	return found
+}
+
+// declaredWrapper finds a declaration, other than a generated one, of the name the handler's
+// wrapper takes.
+func declaredWrapper(sf sourceFile, fn *types.Func, sig *types.Signature) types.Object {
+	name := fn.Name() + "Limited"
+	var obj types.Object
+	if recv := sig.Recv(); recv != nil {
+		obj, _, _ = types.LookupFieldOrMethod(recv.Type(), true, sf.types, name)
+	} else {
+		obj = sf.types.Scope().Lookup(name)
+	}
+	if obj == nil || !obj.Pos().IsValid() {
+		return nil
+	}
+	if sf.fset.Position(obj.Pos()).Filename == outputPath(sf.path) {
+		return nil // the wrapper itself, seen by go vet
+	}
+	return obj
 }

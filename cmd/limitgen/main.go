@@ -85,8 +85,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		report(stderr, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "limitgen: %d handlers, %d files written, %d unchanged, %d removed\n",
-		summary.Handlers, summary.Written, summary.Unchanged, summary.Removed)
+	fmt.Fprintf(stdout, "limitgen: %s, %s written, %d unchanged, %d removed\n",
+		count(summary.Handlers, "handler"), count(summary.Written, "file"), summary.Unchanged,
+		summary.Removed)
 	return 0
 }
 
@@ -103,8 +104,8 @@ func runCheck(plan *generator.Plan, stdout, stderr io.Writer) int {
 			"and commit the result\n")
 		return 1
 	}
-	fmt.Fprintf(stdout, "limitgen: %d handlers, %d files up to date\n", len(plan.Handlers),
-		len(plan.Files))
+	fmt.Fprintf(stdout, "limitgen: %s, %s up to date\n", count(len(plan.Handlers), "handler"),
+		count(len(plan.Files), "file"))
 	return 0
 }
 
@@ -115,7 +116,7 @@ func report(w io.Writer, err error) {
 		for _, e := range list {
 			fmt.Fprintf(w, "%s\n", relative(e.Error()))
 		}
-		fmt.Fprintf(w, "limitgen: %d problems; nothing was written\n", len(list))
+		fmt.Fprintf(w, "limitgen: %s; nothing was written\n", count(len(list), "problem"))
 		return
 	}
 	fmt.Fprintf(w, "limitgen: %s\n", relative(err.Error()))
@@ -128,4 +129,12 @@ func relative(msg string) string {
 		return msg
 	}
 	return strings.ReplaceAll(msg, wd+string(filepath.Separator), "")
+}
+
+// count says "1 file" or "2 files".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
