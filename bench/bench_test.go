@@ -80,6 +80,8 @@ func compare(b *testing.B, impls []impl, pick []string, wantAllowed bool) {
 	}
 }
 
+// redisClient is one client for every implementation, with the options runtime.FromEnv
+// sets (ContextTimeoutEnabled), so that limitgen runs its fast path, as in production.
 func redisClient(b *testing.B) *redis.Client {
 	server := redistest.Start(b)
 	client := redis.NewClient(&redis.Options{Network: "unix", Addr: server.Addr(),
