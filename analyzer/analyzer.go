@@ -23,8 +23,9 @@ import (
 
 // Analyzer is the limitgen check.
 var Analyzer = &analysis.Analyzer{
-	Name:      "limitgen",
-	Doc:       "check //limit:socketio directives, their generated wrappers and handlers used without their limit",
+	Name: "limitgen",
+	Doc: "check //limit:socketio directives, their generated wrappers and handlers used " +
+		"without their limit",
 	URL:       "https://pkg.go.dev/github.com/limitgen/limitgen/analyzer",
 	Run:       run,
 	FactTypes: []analysis.Fact{new(limitedHandler)},

@@ -126,9 +126,10 @@ func ululeImpl(b *testing.B, client *redis.Client, r ulule.Rate) impl {
 // rules returns one rule per algorithm, each with its own pool.
 func rules(prefix string, window time.Duration, allowance int64) map[string]*runtime.Rule {
 	return map[string]*runtime.Rule{
-		"fixed":   {Pool: prefix + "-fixed", Window: window, Allowance: allowance},
-		"gcra":    {Pool: prefix + "-gcra", Window: window, Allowance: allowance, Algorithm: runtime.GCRA},
-		"sliding": {Pool: prefix + "-sliding", Window: window, Allowance: allowance, Algorithm: runtime.SlidingWindow},
+		"fixed": {Pool: prefix + "-fixed", Window: window, Allowance: allowance},
+		"gcra":  {Pool: prefix + "-gcra", Window: window, Allowance: allowance, Algorithm: runtime.GCRA},
+		"sliding": {Pool: prefix + "-sliding", Window: window, Allowance: allowance,
+			Algorithm: runtime.SlidingWindow},
 	}
 }
 

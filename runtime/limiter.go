@@ -16,11 +16,14 @@
 // remembers its denials until they end, so a flood of denied calls costs no round trips
 // (see WithDenialCache).
 //
-// | algorithm | guarantee in any interval of one Window | Redis memory per (pool, identity) | Redis work per call |
-// |---|---|---|---|
-// | fixed | at most 2×Allowance (Allowance per store window) | one hash of 2 fields | O(1) |
-// | sliding | at most Allowance, exactly | one list: the total + one entry per ms with allowed calls (≤ Allowance entries) | O(1) amortized; a denial walks the entries it must wait for |
-// | gcra | at most 2×Allowance, and Allowance + t×Allowance/Window in any interval t | one hash of 2 fields | O(1) |
+// The algorithms, what each guarantees in any interval of one Window, and their Redis cost:
+//
+//   - fixed: at most 2×Allowance (Allowance per store window); one hash of 2 fields; O(1).
+//   - sliding: at most Allowance, exactly; one list holding the total and one entry per
+//     millisecond with allowed calls (at most Allowance entries); O(1) amortized, and a
+//     denial walks the entries it must wait for.
+//   - gcra: at most 2×Allowance, and Allowance + t×Allowance/Window in any interval t; one
+//     hash of 2 fields; O(1).
 //
 // All rules of one call are one EVALSHA (one round trip), whatever their number.
 //

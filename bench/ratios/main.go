@@ -18,7 +18,8 @@ import (
 	"strings"
 )
 
-var line = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(?:\s+([\d.]+) B/op\s+([\d.]+) allocs/op)?`)
+var line = regexp.MustCompile(`^Benchmark(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op` +
+	`(?:\s+([\d.]+) B/op\s+([\d.]+) allocs/op)?`)
 
 type result struct {
 	ns     []float64
