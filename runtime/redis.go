@@ -48,6 +48,24 @@ func NewRedisStore(client redis.UniversalClient) *RedisStore {
 	return &RedisStore{client: client}
 }
 
+// luaPrelude starts every script: replication by effects on servers older than Redis 5,
+// clock(arg), the time in ms given by a test or else Redis's own TIME, and exact integer
+// division for integers 0 <= a, 1 <= b below 2^53, whatever the double rounding.
+const luaPrelude = `
+if redis.replicate_commands then redis.replicate_commands() end
+local function clock(arg)
+  local now = tonumber(arg)
+  if now then return now end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function floordiv(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
+  return q
+end
+`
+
 // decideScript decides one call under several rules, or peeks at one rule. It is the Lua
 // twin of limitState.evaluate and commit (algorithm.go): the same integer arithmetic in
 // milliseconds, exact because Rule.Validate keeps every number below 2^53.
@@ -60,23 +78,10 @@ func NewRedisStore(client redis.UniversalClient) *RedisStore {
 // writing, which Redis 5 and later replicate by effects; replicate_commands asks older
 // servers for that.
 // redis.Script runs it with EVALSHA and loads it again after a SCRIPT FLUSH or a restart.
-var decideScript = redis.NewScript(`
-if redis.replicate_commands then redis.replicate_commands() end
+var decideScript = redis.NewScript(luaPrelude + `
 local take = ARGV[1] == 'take'
-local now
-if ARGV[2] ~= '' then
-  now = tonumber(ARGV[2])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock(ARGV[2])
 
--- Exact floor(a/b) for integers 0 <= a, 1 <= b below 2^53, whatever the double rounding.
-local function floordiv(a, b)
-  local q = math.floor(a / b)
-  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
-  return q
-end
 local function ceildiv(a, b)
   if a <= 0 then return 0 end
   return floordiv(a - 1, b) + 1
@@ -223,15 +228,10 @@ return out
 // tables run every one-rule take through them. ARGV is the time in ms or "" for Redis's
 // TIME, then window ms, allowance and cost; the reply is {allowed, remaining, retry ms,
 // reset ms}.
-var fixedScript = redis.NewScript(`
-if redis.replicate_commands then redis.replicate_commands() end
+var fixedScript = redis.NewScript(luaPrelude + `
 local k = KEYS[1]
 local w, allowance, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock(ARGV[1])
 local count, fin = 0, 0
 local v = redis.pcall('HMGET', k, 'n', 'e')
 if v.err then redis.call('DEL', k) else count, fin = tonumber(v[1]) or 0, tonumber(v[2]) or 0 end
@@ -252,24 +252,13 @@ if count > 0 then reset = fin - now end
 return {0, allowance - count, fin - now, reset}
 `)
 
-var gcraScript = redis.NewScript(`
-if redis.replicate_commands then redis.replicate_commands() end
+var gcraScript = redis.NewScript(luaPrelude + `
 local k = KEYS[1]
 local w, allowance, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock(ARGV[1])
 local debt, at = 0, 0
 local v = redis.pcall('HMGET', k, 'd', 't')
 if v.err then redis.call('DEL', k) else debt, at = tonumber(v[1]) or 0, tonumber(v[2]) or 0 end
--- Exact floor(a/b) for integers 0 <= a, 1 <= b below 2^53, as in decideScript.
-local function floordiv(a, b)
-  local q = math.floor(a / b)
-  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
-  return q
-end
 local elapsed = math.max(now - at, 0)
 if elapsed >= w then debt = 0 else debt = math.max(debt - elapsed * allowance, 0) end
 local after, full = debt + cost * w, w * allowance
