@@ -90,8 +90,10 @@ func (st *limitState) evaluate(rule *Rule, now int64, consume bool) outcome {
 	var o outcome
 	switch rule.Algorithm {
 	case FixedWindow:
+		// A window never ends more than w from now: one stored under a longer window, or
+		// before a clock stepped back, starts afresh instead of locking an identity out.
 		count, end := st.a, st.b
-		if end <= now {
+		if end <= now || end > now+w {
 			count, end = 0, now+w
 		}
 		o.allowed = count+cost <= allowance
@@ -179,13 +181,14 @@ func (st *limitState) commit(rule *Rule, now int64) {
 	}
 }
 
-// gcraDebt is the debt left at now. The debt is at most w×allowance, all drained after w.
+// gcraDebt is the debt left at now. The debt is at most w×allowance (a larger one, stored
+// under another rule, is capped), all drained after w.
 func (st *limitState) gcraDebt(w, allowance, now int64) int64 {
 	elapsed := max(now-st.b, 0) // a clock that went back drains nothing
 	if elapsed >= w {
 		return 0
 	}
-	return max(st.a-elapsed*allowance, 0)
+	return min(max(st.a-elapsed*allowance, 0), w*allowance)
 }
 
 // prune drops log entries that ended: an entry at t counts while now < t+w.

@@ -114,7 +114,7 @@ for r = 1, #KEYS do
     local count, fin = 0, 0
     local v = read('HMGET', k, 'n', 'e')
     if v then count, fin = tonumber(v[1]) or 0, tonumber(v[2]) or 0 end
-    s.fresh = fin <= now
+    s.fresh = fin <= now or fin > now + w
     if s.fresh then count, fin = 0, now + w end
     ok = count + cost <= allowance
     if ok and take then count = count + cost end
@@ -129,6 +129,7 @@ for r = 1, #KEYS do
     if v then debt, at = tonumber(v[1]) or 0, tonumber(v[2]) or 0 end
     local elapsed = math.max(now - at, 0)
     if elapsed >= w then debt = 0 else debt = math.max(debt - elapsed * allowance, 0) end
+    debt = math.min(debt, w * allowance)
     local after, full = debt + cost * w, w * allowance
     ok = after <= full
     if not ok then retry = ceildiv(after - full, allowance) end
@@ -190,7 +191,7 @@ for r = 1, #KEYS do
   if s.algo == 0 then
     if allowed then
       redis.call('HSET', k, 'n', s.count, 'e', s.fin)
-      if s.fresh then redis.call('PEXPIRE', k, s.w) end
+      redis.call('PEXPIRE', k, s.fin - now)
     end
   elseif s.algo == 2 then
     if allowed then
@@ -223,8 +224,8 @@ return out
 
 // fixedScript and gcraScript are decideScript's take under one fixed-window or one GCRA
 // rule, the common call, written out for that case alone: fewer Lua steps, and a fixed
-// window that is not new rewrites only its count (its TTL, set when the window opened,
-// stays). They decide exactly as decideScript does, on the same keys; the conformance
+// window that is not new rewrites only its count (and renews its TTL to the window's end,
+// so a key someone made persistent gets one back). They decide exactly as decideScript does, on the same keys; the conformance
 // tables run every one-rule take through them. ARGV is the time in ms or "" for Redis's
 // TIME, then window ms, allowance and cost; the reply is {allowed, remaining, retry ms,
 // reset ms}.
@@ -235,8 +236,8 @@ local now = clock(ARGV[1])
 local count, fin = 0, 0
 local v = redis.pcall('HMGET', k, 'n', 'e')
 if v.err then redis.call('DEL', k) else count, fin = tonumber(v[1]) or 0, tonumber(v[2]) or 0 end
-if fin <= now then
-  -- A new window.
+if fin <= now or fin > now + w then
+  -- A new window (or one stored under a longer window or before the clock stepped back).
   if cost > allowance then return {0, allowance, w, 0} end
   redis.call('HSET', k, 'n', cost, 'e', now + w)
   redis.call('PEXPIRE', k, w)
@@ -245,6 +246,7 @@ end
 if count + cost <= allowance then
   count = count + cost
   redis.call('HSET', k, 'n', count)
+  redis.call('PEXPIRE', k, fin - now)
   return {1, allowance - count, 0, fin - now}
 end
 local reset = 0
@@ -261,6 +263,7 @@ local v = redis.pcall('HMGET', k, 'd', 't')
 if v.err then redis.call('DEL', k) else debt, at = tonumber(v[1]) or 0, tonumber(v[2]) or 0 end
 local elapsed = math.max(now - at, 0)
 if elapsed >= w then debt = 0 else debt = math.max(debt - elapsed * allowance, 0) end
+debt = math.min(debt, w * allowance)
 local after, full = debt + cost * w, w * allowance
 if after > full then
   local reset = 0
