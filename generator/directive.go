@@ -29,6 +29,9 @@ const (
 	MaxAllowance = 1<<53 - 1
 )
 
+// maxGCRAProduct bounds allowance × window in ms for gcra, as runtime.Rule.Validate does.
+const maxGCRAProduct = 1<<52 - 1
+
 // Action is what a wrapper does with a call over the limit.
 type Action int
 
@@ -128,6 +131,11 @@ func ParseDirective(text string, pos token.Position, errs *ErrorList) Directive 
 		if err := d.set(name, value, valuePos); err != nil {
 			errs.Add(valuePos, "%v", err)
 		}
+	}
+	if d.Algorithm == "gcra" && d.Allowance > maxGCRAProduct/d.Window.Milliseconds() {
+		errs.Add(pos, "algo=gcra needs allowance x window in milliseconds below 2^52 to "+
+			"count exactly in Redis; %d x %d is not: shorten the window or lower the allowance",
+			d.Allowance, d.Window.Milliseconds())
 	}
 	if d.Cost > d.Allowance {
 		errs.Add(d.CostPos, "cost=%d is more than allowance=%d: such a call could never run",

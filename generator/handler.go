@@ -587,6 +587,11 @@ func checkOnCall(sf sourceFile, h *Handler, errs *ErrorList) bool {
 	for i := 0; ok && i < h.sig.Params().Len(); i++ {
 		ok = types.Identical(got.Params().At(i+1).Type(), h.sig.Params().At(i).Type())
 	}
+	if !ok && hasInvalidType(got) {
+		errs.Add(d.OnPos, "on=%s: the types of its parameters did not load; check that the "+
+			"packages it uses are in go.mod and go.sum (go mod tidy)", d.OnName)
+		return false
+	}
 	if !ok {
 		gotText := types.TypeString(got, types.RelativeTo(sf.types))
 		errs.Add(d.OnPos, "on=%s has type %s; it must be %s", d.OnName, gotText, want)
@@ -658,4 +663,15 @@ func declaredWrapper(sf sourceFile, fn *types.Func, sig *types.Signature) types.
 		return nil // the wrapper itself, seen by go vet
 	}
 	return obj
+}
+
+// hasInvalidType reports whether a parameter of sig has a type that did not load, as when
+// its package is missing from go.sum.
+func hasInvalidType(sig *types.Signature) bool {
+	for i := range sig.Params().Len() {
+		if sig.Params().At(i).Type() == types.Typ[types.Invalid] {
+			return true
+		}
+	}
+	return false
 }
