@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -134,19 +133,8 @@ func TestCluster(t *testing.T) {
 	t.Run("ExactUnderConcurrency", func(t *testing.T) {
 		for _, algo := range []Algorithm{FixedWindow, SlidingWindow, GCRA} {
 			rule := &Rule{Pool: "c-exact", Window: time.Minute, Allowance: 50, Algorithm: algo}
-			var allowed atomic.Int64
-			var wg sync.WaitGroup
-			for range 32 {
-				wg.Go(func() {
-					for range 10 {
-						if lim.Allow(rule, "hot").Allowed {
-							allowed.Add(1)
-						}
-					}
-				})
-			}
-			wg.Wait()
-			if n := allowed.Load(); n != 50 {
+			n := countAllowed(t, 32, 10, func() (Decision, error) { return lim.Allow(rule, "hot"), nil })
+			if n != 50 {
 				t.Errorf("%v: 320 concurrent calls, %d allowed, want exactly 50", algo, n)
 			}
 		}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -209,24 +207,10 @@ func TestExactUnderConcurrencyEveryAlgorithm(t *testing.T) {
 				sc.set(0)
 				a := &Rule{Pool: "conc-a", Window: time.Minute, Allowance: 50, Algorithm: pair[0]}
 				b := &Rule{Pool: "conc-b", Window: time.Minute, Allowance: 70, Algorithm: pair[1]}
-				var allowed atomic.Int64
-				var wg sync.WaitGroup
-				for range 64 {
-					wg.Go(func() {
-						for range 4 {
-							d, err := sc.store.Take(context.Background(), []*Rule{a, b}, "conc")
-							if err != nil {
-								t.Error(err)
-								return
-							}
-							if d.Allowed {
-								allowed.Add(1)
-							}
-						}
-					})
-				}
-				wg.Wait()
-				if got := allowed.Load(); got != 50 {
+				got := countAllowed(t, 64, 4, func() (Decision, error) {
+					return sc.store.Take(context.Background(), []*Rule{a, b}, "conc")
+				})
+				if got != 50 {
 					t.Fatalf("%d allowed, want exactly 50", got)
 				}
 				if p, _ := sc.store.Peek(context.Background(), b, "conc"); p.Remaining != 20 {

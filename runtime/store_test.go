@@ -42,28 +42,37 @@ func take(t *testing.T, s Store, rule *Rule, identity string) Decision {
 	return d
 }
 
+// countAllowed makes calls calls on each of goroutines goroutines at once and returns how many
+// were allowed.
+func countAllowed(t *testing.T, goroutines, calls int, take func() (Decision, error)) int64 {
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range calls {
+				d, err := take()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Allowed {
+					allowed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return allowed.Load()
+}
+
 func TestExactAllowanceUnderConcurrency(t *testing.T) {
 	for _, sc := range stores(t) {
 		t.Run(sc.name, func(t *testing.T) {
 			rule := &Rule{Pool: "concurrent", Window: time.Minute, Allowance: 50}
-			var allowed atomic.Int64
-			var wg sync.WaitGroup
-			for range 64 {
-				wg.Go(func() {
-					for range 10 {
-						d, err := sc.store.Take(context.Background(), []*Rule{rule}, "alice")
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						if d.Allowed {
-							allowed.Add(1)
-						}
-					}
-				})
-			}
-			wg.Wait()
-			if got := allowed.Load(); got != 50 {
+			got := countAllowed(t, 64, 10, func() (Decision, error) {
+				return sc.store.Take(context.Background(), []*Rule{rule}, "alice")
+			})
+			if got != 50 {
 				t.Fatalf("64 goroutines x 10 calls: %d allowed, want exactly 50", got)
 			}
 		})
