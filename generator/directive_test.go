@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/limitgen/limitgen/runtime"
 )
 
 // FuzzParseDirective checks that no directive line makes the parser panic, and that every
@@ -21,6 +23,7 @@ func FuzzParseDirective(f *testing.F) {
 		"//limit:socketio alowance=3 key=a key=b novalue",
 		"//limit:socket key=p",
 		"//limit:socketio\tkey=tab\r",
+		"//limit:socketio algo=gcra window=24h allowance=52000000 cost=3",
 	} {
 		f.Add(seed)
 	}
@@ -41,6 +44,15 @@ func FuzzParseDirective(f *testing.F) {
 			if d.Allowance < 1 || d.Window < MinWindow || d.Window > MaxWindow ||
 				d.Pool == "" || len(d.Pool) > MaxPoolLen || !utf8.ValidString(d.Pool) {
 				t.Fatalf("accepted %q as out-of-range directive %+v", line, d)
+			}
+			// What the generator accepts, the runtime must accept too: a rule it rejects
+			// would deny every call of the handler.
+			algorithms := map[string]runtime.Algorithm{"fixed": runtime.FixedWindow,
+				"sliding": runtime.SlidingWindow, "gcra": runtime.GCRA}
+			rule := runtime.Rule{Pool: d.Pool, Window: d.Window, Allowance: d.Allowance,
+				Algorithm: algorithms[d.Algorithm], Cost: d.Cost}
+			if err := rule.Validate(); err != nil {
+				t.Fatalf("accepted %q, which the runtime rejects: %v", line, err)
 			}
 		}
 	})
