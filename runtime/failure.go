@@ -70,9 +70,13 @@ const (
 	// SourcePolicy: the store failed and the failure policy decided (FailOpen or
 	// FailClosed) without counting the call anywhere. Remaining and ResetAfter are zero.
 	SourcePolicy
+	// SourceInvalid: the call's rule was invalid (see Rule.Validate), so the limiter denied
+	// it without counting it anywhere and logged why. It is a bug in the rule, not a caller
+	// over a limit: Exceeded is false and Err matches ErrInvalidRule, not ErrLimited.
+	SourceInvalid
 )
 
-// String is the source's name: "store", "local" or "policy".
+// String is the source's name: "store", "local", "policy" or "invalid".
 func (s Source) String() string {
 	switch s {
 	case SourceStore:
@@ -81,6 +85,8 @@ func (s Source) String() string {
 		return "local"
 	case SourcePolicy:
 		return "policy"
+	case SourceInvalid:
+		return "invalid"
 	}
 	return fmt.Sprintf("Source(%d)", uint8(s))
 }

@@ -99,7 +99,8 @@ type Decision struct {
 	Source Source
 }
 
-// ErrLimited is matched, with errors.Is, by every error a wrapper returns for a denied call.
+// ErrLimited is matched, with errors.Is, by every error a wrapper returns for a call denied
+// by a limit (see Decision.Err).
 var ErrLimited = errors.New("rate limited")
 
 // LimitError is the error a wrapper returns in a handler's last error result when the call
@@ -120,16 +121,22 @@ func (e *LimitError) Is(target error) bool { return target == ErrLimited }
 
 // Exceeded reports whether the call was denied because its identity went over a limit, as
 // counted by the store or by the in-process fallback; a denial by FailClosed while the store
-// fails is not one. Generated wrappers disconnect (on=disconnect) only such callers, so that
-// an outage does not disconnect everyone.
+// fails is not one, nor is the denial of a call whose rule is invalid. Generated wrappers
+// disconnect (on=disconnect) only such callers, so that an outage or a bad rule does not
+// disconnect everyone.
 func (d Decision) Exceeded() bool {
-	return !d.Allowed && d.Source != SourcePolicy
+	return !d.Allowed && d.Source != SourcePolicy && d.Source != SourceInvalid
 }
 
-// Err returns a *LimitError for a denied decision, and nil for an allowed one.
+// Err returns nil for an allowed decision, an error matching ErrInvalidRule for a call
+// denied because its rule is invalid, and otherwise a *LimitError.
 func (d Decision) Err() error {
-	if d.Allowed {
+	switch {
+	case d.Allowed:
 		return nil
+	case d.Source == SourceInvalid:
+		return fmt.Errorf("limitgen: call denied because its rule for pool %q is invalid; "+
+			"the limiter's log says why: %w", d.Pool, ErrInvalidRule)
 	}
 	return &LimitError{Pool: d.Pool, RetryAfter: d.RetryAfter, Decision: d}
 }
@@ -253,8 +260,7 @@ func (l *Limiter) Allow(rule *Rule, identity string) Decision {
 // policy.
 func (l *Limiter) AllowN(ctx context.Context, rule *Rule, identity string, cost int64) Decision {
 	if err := check(rule, cost); err != nil {
-		l.reportInvalid(rule, err)
-		return Decision{}
+		return l.denyInvalid(rule, err)
 	}
 	if cost != rule.cost() {
 		r := *rule
@@ -365,17 +371,20 @@ func (l *Limiter) storeFailed(ctx context.Context, h *health, rules []*Rule,
 	return l.decideFailed(h, rules, identity)
 }
 
-// reportInvalid counts the denial of a call with an invalid rule and logs the rule once per
-// pool name.
-func (l *Limiter) reportInvalid(rule *Rule, err error) {
-	l.stats.record(Decision{})
+// denyInvalid denies a call with an invalid rule, counts the denial and logs the rule once
+// per pool name.
+func (l *Limiter) denyInvalid(rule *Rule, err error) Decision {
+	d := Decision{Source: SourceInvalid}
+	l.stats.record(d)
 	pool := "(nil rule)"
 	if rule != nil {
-		pool = shorten(rule.Pool)
+		d.Pool, pool = shorten(rule.Pool), shorten(rule.Pool)
 	}
 	if _, seen := l.invalid.LoadOrStore(pool, true); !seen {
-		l.logger.Error("limitgen: calls with an invalid rule are denied", "error", err)
+		l.logger.Error("limitgen: calls with an invalid rule are denied; fix the rule",
+			"error", err)
 	}
+	return d
 }
 
 // shorten keeps a log line short when an identity is huge, cutting on a character boundary.

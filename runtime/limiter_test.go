@@ -201,8 +201,20 @@ func TestInvalidRulesAreDeniedAndLoggedOnce(t *testing.T) {
 	}
 	for _, b := range bad {
 		for range 3 {
-			if d := lim.AllowN(context.Background(), b.rule, "kim", b.cost); d.Allowed {
+			d := lim.AllowN(context.Background(), b.rule, "kim", b.cost)
+			if d.Allowed {
 				t.Errorf("rule %+v cost %d: allowed, want denied", b.rule, b.cost)
+			}
+			// A wrapper must neither disconnect the caller nor tell it to retry: the bug
+			// is the server's.
+			if d.Exceeded() || d.Source != SourceInvalid {
+				t.Errorf("rule %+v cost %d: Exceeded %v, Source %v; want a denial by an "+
+					"invalid rule, not a caller over its limit", b.rule, b.cost, d.Exceeded(),
+					d.Source)
+			}
+			if err := d.Err(); !errors.Is(err, ErrInvalidRule) || errors.Is(err, ErrLimited) {
+				t.Errorf("rule %+v cost %d: Err() = %v, want ErrInvalidRule and not ErrLimited",
+					b.rule, b.cost, err)
 			}
 		}
 		if b.cost == 1 && !errors.Is(b.rule.Validate(), ErrInvalidRule) {
@@ -213,6 +225,9 @@ func TestInvalidRulesAreDeniedAndLoggedOnce(t *testing.T) {
 			t.Errorf("rule %+v cost %d: MemoryStore.Take = %v, want ErrInvalidRule",
 				b.rule, b.cost, err)
 		}
+	}
+	if d := lim.AllowAll(nil, "kim"); d.Allowed || d.Exceeded() || d.Source != SourceInvalid {
+		t.Errorf("AllowAll with no rules: %+v, want a denial by invalid rules", d)
 	}
 	if n := store.calls.Load(); n != 0 {
 		t.Errorf("the store was asked %d times about invalid rules", n)

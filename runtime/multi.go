@@ -21,8 +21,7 @@ func (l *Limiter) AllowAll(rules []*Rule, identity string) Decision {
 		if len(rules) > 0 {
 			first = rules[0]
 		}
-		l.reportInvalid(first, err)
-		return Decision{}
+		return l.denyInvalid(first, err)
 	}
 	var d Decision
 	if m, ok := l.store.(*MemoryStore); ok {
@@ -37,8 +36,7 @@ func (l *Limiter) AllowAll(rules []*Rule, identity string) Decision {
 // allowOne decides a call under one rule. On a MemoryStore it allocates nothing.
 func (l *Limiter) allowOne(ctx context.Context, rule *Rule, identity string) Decision {
 	if err := rule.Validate(); err != nil {
-		l.reportInvalid(rule, err)
-		return Decision{}
+		return l.denyInvalid(rule, err)
 	}
 	var d Decision
 	if m, ok := l.store.(*MemoryStore); ok {
