@@ -3,13 +3,18 @@
 package main
 
 import (
-	"github.com/limitgen/limitgen/runtime"
 	"time"
+
+	"github.com/limitgen/limitgen/runtime"
 )
 
 // ChatLimited returns (*Client).Chat, from client.go, limited to 5 calls per 3 seconds in
 // pool "chat" for each c.ID(); calls over the limit go to c.chatRejected.
 func (c *Client) ChatLimited(l *runtime.Limiter) func(args ...any) {
+	if l == nil {
+		panic("(*Client).ChatLimited: nil *runtime.Limiter (make one with runtime.New)")
+	}
+
 	rule := &runtime.Rule{Pool: "chat", Window: 3 * time.Second, Allowance: 5}
 	return func(args ...any) {
 		if d := l.Allow(rule, c.ID()); !d.Allowed {
@@ -24,6 +29,10 @@ func (c *Client) ChatLimited(l *runtime.Limiter) func(args ...any) {
 // SearchLimited returns (*Client).Search, from client.go, limited to 3 calls per 5 seconds
 // in pool "expensive" for each c.ID(); calls over the limit go to c.expensiveRejected.
 func (c *Client) SearchLimited(l *runtime.Limiter) func(args ...any) {
+	if l == nil {
+		panic("(*Client).SearchLimited: nil *runtime.Limiter (make one with runtime.New)")
+	}
+
 	rule := &runtime.Rule{Pool: "expensive", Window: 5 * time.Second, Allowance: 3}
 	return func(args ...any) {
 		if d := l.Allow(rule, c.ID()); !d.Allowed {
@@ -38,6 +47,10 @@ func (c *Client) SearchLimited(l *runtime.Limiter) func(args ...any) {
 // HistoryLimited returns (*Client).History, from client.go, limited to 3 calls per 5 seconds
 // in pool "expensive" for each c.ID(); calls over the limit go to c.expensiveRejected.
 func (c *Client) HistoryLimited(l *runtime.Limiter) func(args ...any) {
+	if l == nil {
+		panic("(*Client).HistoryLimited: nil *runtime.Limiter (make one with runtime.New)")
+	}
+
 	rule := &runtime.Rule{Pool: "expensive", Window: 5 * time.Second, Allowance: 3}
 	return func(args ...any) {
 		if d := l.Allow(rule, c.ID()); !d.Allowed {
@@ -53,6 +66,10 @@ func (c *Client) HistoryLimited(l *runtime.Limiter) func(args ...any) {
 // pool "typing" for each c.ID(); a caller over the limit is dropped and disconnected (not
 // when the failure policy denied the call).
 func (c *Client) TypingLimited(l *runtime.Limiter) func(args ...any) {
+	if l == nil {
+		panic("(*Client).TypingLimited: nil *runtime.Limiter (make one with runtime.New)")
+	}
+
 	rule := &runtime.Rule{Pool: "typing", Window: time.Second, Allowance: 10}
 	return func(args ...any) {
 		if d := l.Allow(rule, c.ID()); !d.Allowed {
