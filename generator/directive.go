@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/limitgen/limitgen/runtime"
 )
 
 // Prefix starts every directive line.
@@ -23,7 +25,7 @@ const (
 // are doubles; MaxWindow keeps a window, in milliseconds, far inside what Redis and
 // time.Duration represent.
 const (
-	MaxPoolLen   = 64
+	MaxPoolLen   = runtime.MaxPoolLen
 	MinWindow    = time.Millisecond
 	MaxWindow    = 366 * 24 * time.Hour
 	MaxAllowance = 1<<53 - 1
@@ -53,7 +55,8 @@ type Directive struct {
 	Window    time.Duration
 	Allowance int64
 	Algorithm string // fixed, sliding or gcra
-	Cost      int64  // what one call consumes
+	AlgoPos   token.Position
+	Cost      int64 // what one call consumes
 	CostPos   token.Position
 	By        string         // Go expression for the identity; empty means the default
 	ByPos     token.Position // where By's value starts
@@ -74,12 +77,38 @@ func IsDirective(text string) bool {
 	return strings.HasPrefix(text, "//limit:")
 }
 
-// IsSpacedDirective reports whether a comment looks like a directive written with a space
-// after //, which Go reads as an ordinary comment: "// limit:socketio key=chat".
-func IsSpacedDirective(text string) bool {
+// Misspelling says what is wrong with a comment that looks meant as a directive but that
+// would be read as an ordinary comment: a space after // ("// limit:socketio"), a block
+// comment ("/*limit:socketio*/") or a misspelled name ("//limits:socketio"). It returns ""
+// for every other comment, directives included.
+func Misspelling(text string) string {
+	if body, ok := strings.CutPrefix(text, "/*"); ok {
+		if strings.HasPrefix(strings.ToLower(strings.TrimLeft(body, " \t\r\n")), "limit:") {
+			return fmt.Sprintf("a block comment is not a directive: write %s as a line "+
+				"comment", Prefix)
+		}
+		return ""
+	}
 	rest, ok := strings.CutPrefix(text, "//")
-	trimmed := strings.TrimLeft(rest, " \t")
-	return ok && len(trimmed) < len(rest) && strings.HasPrefix(trimmed, Prefix[2:])
+	if !ok || strings.HasPrefix(rest, "limit:") {
+		return ""
+	}
+	if trimmed := strings.TrimLeft(rest, " \t"); len(trimmed) < len(rest) {
+		if strings.HasPrefix(trimmed, Prefix[2:]) {
+			return fmt.Sprintf("%q is an ordinary comment: write %s with no space after //",
+				strings.TrimSpace(text), Prefix)
+		}
+		return ""
+	}
+	// //limits:socketio, //limt:socketio, //Limit:socketio and the like.
+	name, arg, ok := strings.Cut(rest, ":")
+	misspelled := ok && !strings.ContainsAny(name, " \t") &&
+		editDistance(strings.ToLower(name), "limit") <= 1
+	if misspelled && strings.HasPrefix(strings.ToLower(arg), "socket") {
+		word, _, _ := strings.Cut(text, " ")
+		return fmt.Sprintf("unknown directive %q; limitgen reads %s", word, Prefix)
+	}
+	return ""
 }
 
 // ParseDirective parses the comment line text found at pos. Every problem is added to errs
@@ -88,6 +117,7 @@ func IsSpacedDirective(text string) bool {
 func ParseDirective(text string, pos token.Position, errs *ErrorList) Directive {
 	d := Directive{Pos: pos, Pool: DefaultPool, Window: DefaultWindow, Allowance: DefaultAllowance,
 		Algorithm: "fixed", Cost: 1}
+	before := len(*errs)
 	at := func(offset int) token.Position {
 		p := pos
 		p.Column += offset
@@ -133,7 +163,7 @@ func ParseDirective(text string, pos token.Position, errs *ErrorList) Directive 
 		}
 	}
 	if d.Algorithm == "gcra" && d.Allowance > maxGCRAProduct/d.Window.Milliseconds() {
-		errs.Add(pos, "algo=gcra needs allowance x window in milliseconds below 2^52 to "+
+		errs.Add(d.AlgoPos, "algo=gcra needs allowance x window in milliseconds below 2^52 to "+
 			"count exactly in Redis; %d x %d is not: shorten the window or lower the allowance",
 			d.Allowance, d.Window.Milliseconds())
 	}
@@ -141,7 +171,22 @@ func ParseDirective(text string, pos token.Position, errs *ErrorList) Directive 
 		errs.Add(d.CostPos, "cost=%d is more than allowance=%d: such a call could never run",
 			d.Cost, d.Allowance)
 	}
+	if len(*errs) == before {
+		// The checks above say what is wrong where it is; the runtime has the last word,
+		// so that no wrapper is ever generated with a rule it would deny every call of.
+		if err := d.runtimeRule().Validate(); err != nil {
+			errs.Add(pos, "%v", err)
+		}
+	}
 	return d
+}
+
+// runtimeRule is the rule the generated wrapper builds from d.
+func (d Directive) runtimeRule() *runtime.Rule {
+	algorithms := map[string]runtime.Algorithm{"fixed": runtime.FixedWindow,
+		"sliding": runtime.SlidingWindow, "gcra": runtime.GCRA}
+	return &runtime.Rule{Pool: d.Pool, Window: d.Window, Allowance: d.Allowance,
+		Algorithm: algorithms[d.Algorithm], Cost: d.Cost}
 }
 
 // nextArgument reads one name=value argument from the start of s. It returns the value
@@ -225,7 +270,7 @@ func (d *Directive) set(name, value string, pos token.Position) error {
 		if _, ok := Algorithms[value]; !ok {
 			return fmt.Errorf("algo %q must be fixed, sliding or gcra", value)
 		}
-		d.Algorithm = value
+		d.Algorithm, d.AlgoPos = value, pos
 	case "cost":
 		n, err := strconv.ParseInt(value, 10, 64)
 		if err != nil || n < 1 || n > MaxAllowance {
@@ -261,7 +306,7 @@ func (d *Directive) setPool(value string) error {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
 			strings.ContainsRune("_-.:", r)
 		if !ok {
-			return fmt.Errorf("key %q may hold only letters, digits and _ - . : (found %q)",
+			return fmt.Errorf("key %q may hold only ASCII letters, digits and _ - . : (found %q)",
 				value, r)
 		}
 	}

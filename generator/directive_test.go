@@ -68,7 +68,8 @@ func TestParseDirective(t *testing.T) {
 	}
 	want := Directive{Pos: pos, Pool: "chat", Window: 1500 * 1e6, Allowance: 7, Algorithm: "gcra",
 		Cost: 2, By: "userOf(s, 1)", On: Call, OnName: "busy"}
-	d.ByPos, d.OnPos, d.CostPos = token.Position{}, token.Position{}, token.Position{}
+	d.ByPos, d.OnPos, d.CostPos, d.AlgoPos = token.Position{}, token.Position{}, token.Position{},
+		token.Position{}
 	if d != want {
 		t.Fatalf("got %+v\nwant %+v", d, want)
 	}

@@ -83,9 +83,8 @@ func findHandlers(sf sourceFile, errs *ErrorList) []*Handler {
 		var directives []Directive
 		failed := false
 		for _, c := range group.List {
-			if IsSpacedDirective(c.Text) {
-				errs.Add(sf.fset.Position(c.Slash), "%q is an ordinary comment: write %s "+
-					"with no space after //", strings.TrimSpace(c.Text), Prefix)
+			if msg := Misspelling(c.Text); msg != "" {
+				errs.Add(sf.fset.Position(c.Slash), "%s", msg)
 				continue
 			}
 			if !IsDirective(c.Text) {
@@ -184,6 +183,11 @@ func checkHandler(sf sourceFile, decl *ast.FuncDecl, d Directive, rules []Direct
 	info := sf.info
 	fn, _ := info.Defs[decl.Name].(*types.Func)
 	pos := sf.fset.Position(decl.Pos())
+	if name := decl.Name.Name; (decl.Recv == nil && name == "init") || name == "_" {
+		errs.Add(d.Pos, "%s cannot be called by name, so no wrapper can call it: limit a "+
+			"named handler instead", name)
+		return nil
+	}
 	if fn == nil {
 		errs.Add(pos, "cannot find the type of %s: fix the errors above first", decl.Name.Name)
 		return nil
