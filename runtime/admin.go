@@ -1,9 +1,6 @@
 package runtime
 
-import (
-	"context"
-	"fmt"
-)
+import "context"
 
 // Peek reports, for admin tools, how close identity is to rule's limit, consuming
 // nothing: Remaining and ResetAfter as of now, and whether a call of rule.Cost would be
@@ -17,11 +14,7 @@ func (l *Limiter) Peek(ctx context.Context, rule *Rule, identity string) (Decisi
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	d, err := l.store.Peek(ctx, rule, identity)
-	if err != nil {
-		return Decision{}, fmt.Errorf("limitgen: peek in pool %q: %w", rule.Pool, err)
-	}
-	return d, nil
+	return l.store.Peek(ctx, rule, identity)
 }
 
 // Reset forgets, for admin tools ("unban this user"), everything identity consumed in
@@ -40,7 +33,7 @@ func (l *Limiter) Reset(ctx context.Context, pool, identity string) error {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	if err := l.store.Reset(ctx, pool, identity); err != nil {
-		return fmt.Errorf("limitgen: reset in pool %q: %w", pool, err)
+		return err
 	}
 	// A call that was being denied while the store reset may have put a denial back.
 	l.denials.forget(pool, identity)

@@ -57,7 +57,8 @@ import (
 
 // Rule is one limit as written in a directive: Allowance cost units per Window for each
 // identity, counted by Algorithm in the pool named Pool; each call consumes Cost (0 means
-// 1). Handlers whose rules name the same Pool and Algorithm share one counter.
+// 1). Handlers whose rules name the same Pool and Algorithm share one counter, whatever
+// their windows and allowances: the generator makes such rules agree, hand-built rules must.
 type Rule struct {
 	Pool      string
 	Window    time.Duration

@@ -350,7 +350,7 @@ func (s *RedisStore) run(ctx context.Context, mode string, rules []*Rule,
 	}
 	res, err := decideScript.Run(ctx, s.client, keys, args...).Int64Slice()
 	if err != nil {
-		return nil, fmt.Errorf("limitgen: redis decision for pool %q: %w", rules[0].Pool, err)
+		return nil, fmt.Errorf("limitgen: redis %s in pool %q: %w", mode, rules[0].Pool, err)
 	}
 	if len(res) != 4*len(rules) {
 		return nil, fmt.Errorf("limitgen: redis script returned %v, want %d numbers", res,
@@ -379,7 +379,7 @@ func (s *RedisStore) takeOne(ctx context.Context, rule *Rule, identity string) (
 	res, err := script.Run(ctx, s.client, keys, now, rule.Window.Milliseconds(),
 		rule.Allowance, rule.cost()).Int64Slice()
 	if err != nil {
-		return outcome{}, fmt.Errorf("limitgen: redis decision for pool %q: %w", rule.Pool, err)
+		return outcome{}, fmt.Errorf("limitgen: redis take in pool %q: %w", rule.Pool, err)
 	}
 	if len(res) != 4 {
 		return outcome{}, fmt.Errorf("limitgen: redis script returned %v, want 4 numbers", res)

@@ -64,7 +64,7 @@ func checkPool(pool string) error {
 	}
 	for i := 0; i < len(pool); i++ {
 		if !poolByte(pool[i]) {
-			return fmt.Errorf("%w: pool %q may hold only letters, digits and _ - . : "+
+			return fmt.Errorf("%w: pool %q may hold only ASCII letters, digits and _ - . : "+
 				"(found %q)", ErrInvalidRule, pool, pool[i])
 		}
 	}
