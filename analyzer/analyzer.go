@@ -65,7 +65,9 @@ func run(pass *analysis.Pass) (any, error) {
 		}
 	}
 	for _, b := range plan.Bypasses {
-		pass.Reportf(position(pass, b.Pos), "%s", b.Msg)
+		// The directive is in this package: its file's name is enough, as in the facts.
+		dir := filepath.Dir(b.Pos.Filename) + string(filepath.Separator)
+		pass.Reportf(position(pass, b.Pos), "%s", strings.ReplaceAll(b.Msg, dir, ""))
 	}
 	reportImportedBypasses(pass)
 

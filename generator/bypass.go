@@ -51,16 +51,15 @@ func findBypasses(files []sourceFile, handlers []*Handler) ErrorList {
 			if pos.Filename == h.File && id.Pos() >= h.decl.Pos() && id.Pos() < h.decl.End() {
 				return true // the handler calling itself
 			}
-			found.Add(pos, "%s", bypassMessage(h))
+			found.Add(pos, "%s", bypassMessage(h, h.Directive.Pos.String()))
 			return true
 		})
 	}
 	return found
 }
 
-func bypassMessage(h *Handler) string {
-	at := fmt.Sprintf("%s:%d:%d", filepath.Base(h.Directive.Pos.Filename), h.Directive.Pos.Line,
-		h.Directive.Pos.Column)
+// bypassMessage says that h runs without its limit; at is where its directive is.
+func bypassMessage(h *Handler, at string) string {
 	return fmt.Sprintf("%s runs here without its limit (%s at %s); use %sLimited(limiter) "+
 		"instead", h.Display, Prefix, at, h.Name)
 }
@@ -68,5 +67,10 @@ func bypassMessage(h *Handler) string {
 // Declaration is the name in the handler's declaration, whose object is the handler.
 func (h *Handler) Declaration() *ast.Ident { return h.decl.Name }
 
-// BypassMessage is what a use of the handler without its limit is reported with.
-func (h *Handler) BypassMessage() string { return bypassMessage(h) }
+// BypassMessage is what a use of the handler without its limit is reported with, for a
+// report whose reader may not share limitgen's working directory: the directive's position
+// names only its file.
+func (h *Handler) BypassMessage() string {
+	p := h.Directive.Pos
+	return bypassMessage(h, fmt.Sprintf("%s:%d:%d", filepath.Base(p.Filename), p.Line, p.Column))
+}
