@@ -18,7 +18,7 @@ const (
 
 // TestChatMemory runs the chat scenarios against one server counting in memory.
 func TestChatMemory(t *testing.T) {
-	requireNode(t)
+	requireNode(t, "client")
 	t.Parallel()
 	runScenarios(t, nil)
 }

@@ -27,10 +27,16 @@ var (
 	// binDir holds the binaries the tests build; TestMain removes it.
 	binDir string
 
-	buildOnce sync.Once
-	chatBin   string
-	buildErr  error
+	buildsMu sync.Mutex
+	builds   = map[string]*exampleBuild{}
 )
+
+// exampleBuild is the binary of one example, built once per test binary.
+type exampleBuild struct {
+	once sync.Once
+	bin  string
+	err  error
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "limitgen-e2e-")
@@ -67,51 +73,66 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// requireNode skips (or fails) t unless node and the client's node_modules are there.
-func requireNode(t *testing.T) {
+// requireNode skips (or fails) t unless node and the packages of the client directory
+// e2e/CLIENT (client for socket.io-client 4.x, client-v2 for 2.x) are there.
+func requireNode(t *testing.T, client string) {
 	t.Helper()
 	_, err := exec.LookPath("node")
 	need(t, err == nil, "node not found on PATH; install Node.js 18 or later")
-	mod := filepath.Join(repoRoot(t), "e2e", "client", "node_modules", "socket.io-client")
+	mod := filepath.Join(repoRoot(t), "e2e", client, "node_modules", "socket.io-client")
 	_, err = os.Stat(mod)
-	need(t, err == nil, "%s missing; run: npm ci --prefix e2e/client", mod)
+	need(t, err == nil, "%s missing; run: npm ci --prefix e2e/%s", mod, client)
 }
 
-// buildChat builds examples/chat once per test binary and returns the binary's path, or
-// returns $LIMITGEN_E2E_CHAT_BIN when that names a prebuilt server to test instead.
-func buildChat(t *testing.T) string {
+// buildExample builds examples/NAME once per test binary and returns the binary's path.
+// For the chat example, $LIMITGEN_E2E_CHAT_BIN may name a prebuilt server to test instead.
+func buildExample(t *testing.T, name string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if bin := os.Getenv(chatBinEnv); bin != "" {
-			chatBin = bin
+	buildsMu.Lock()
+	b := builds[name]
+	if b == nil {
+		b = &exampleBuild{}
+		builds[name] = b
+	}
+	buildsMu.Unlock()
+
+	b.once.Do(func() {
+		if bin := os.Getenv(chatBinEnv); bin != "" && name == "chat" {
+			b.bin = bin
 			return
 		}
-		chatBin = filepath.Join(binDir, "chat")
-		args := []string{"build", "-C", filepath.Join(repoRoot(t), "examples", "chat")}
+		b.bin = filepath.Join(binDir, name)
+		args := []string{"build", "-C", filepath.Join(repoRoot(t), "examples", name)}
 		if raceEnabled {
 			args = append(args, "-race")
 		}
-		args = append(args, "-o", chatBin, ".")
+		args = append(args, "-o", b.bin, ".")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+			b.err = fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return chatBin
+	return b.bin
 }
 
-// startChat starts the chat server on a free loopback port with env added to the test's
-// environment, and returns its base URL. Cleanup stops it with SIGTERM and fails the test
-// if it does not exit cleanly or reported a data race.
+// startChat starts the chat example; see startExample.
 func startChat(t *testing.T, env ...string) string {
 	t.Helper()
-	bin := buildChat(t)
-	logPath := filepath.Join(t.TempDir(), "chat.log")
+	return startExample(t, "chat", env...)
+}
+
+// startExample starts examples/NAME on a free loopback port with env added to the test's
+// environment, and returns its base URL. Cleanup stops it with SIGTERM and fails the test
+// if it does not exit cleanly or reported a data race.
+func startExample(t *testing.T, name string, env ...string) string {
+	t.Helper()
+	bin := buildExample(t, name)
+	logPath := filepath.Join(t.TempDir(), name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -124,20 +145,22 @@ func startChat(t *testing.T, env ...string) string {
 	addrc := make(chan string, 1)
 	cmd.Stdout = &addrWatcher{found: addrc}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start chat server: %v", err)
+		t.Fatalf("start %s server: %v", name, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { stopChat(t, cmd, exited, logPath) })
+	t.Cleanup(func() { stopServer(t, name, cmd, exited, logPath) })
 
 	select {
 	case addr := <-addrc:
 		return "http://" + addr
 	case err := <-exited:
 		exited <- err
-		t.Fatalf("chat server exited before listening: %v; log:\n%s", err, readFile(logPath))
+		t.Fatalf("%s server exited before listening: %v; log:\n%s", name, err,
+			readFile(logPath))
 	case <-time.After(20 * time.Second):
-		t.Fatalf("chat server did not print its address within 20s; log:\n%s", readFile(logPath))
+		t.Fatalf("%s server did not print its address within 20s; log:\n%s", name,
+			readFile(logPath))
 	}
 	return ""
 }
@@ -169,25 +192,25 @@ func (w *addrWatcher) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// stopChat sends SIGTERM, waits (bounded) for a clean exit and checks the log for races.
-func stopChat(t *testing.T, cmd *exec.Cmd, exited <-chan error, logPath string) {
+// stopServer sends SIGTERM, waits (bounded) for a clean exit and checks the log for races.
+func stopServer(t *testing.T, name string, cmd *exec.Cmd, exited <-chan error, logPath string) {
 	t.Helper()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Errorf("signal chat server: %v", err)
+		t.Errorf("signal %s server: %v", name, err)
 	}
 	select {
 	case err := <-exited:
 		if err != nil {
-			t.Errorf("chat server did not exit cleanly on SIGTERM: %v; log:\n%s",
+			t.Errorf("%s server did not exit cleanly on SIGTERM: %v; log:\n%s", name,
 				err, readFile(logPath))
 		}
 	case <-time.After(10 * time.Second):
 		cmd.Process.Kill()
 		<-exited
-		t.Errorf("chat server still running 10s after SIGTERM; killed it")
+		t.Errorf("%s server still running 10s after SIGTERM; killed it", name)
 	}
 	if log := readFile(logPath); strings.Contains(log, "DATA RACE") {
-		t.Errorf("chat server reported a data race:\n%s", log)
+		t.Errorf("%s server reported a data race:\n%s", name, log)
 	}
 }
 
@@ -246,8 +269,14 @@ type Result struct {
 	DisconnectReason string  `json:"disconnectReason"`
 }
 
-// drive runs one client through plan and returns what it got.
+// drive runs one socket.io-client 4.x client through plan and returns what it got.
 func drive(t *testing.T, plan Plan) Result {
+	t.Helper()
+	return driveWith(t, "client", plan)
+}
+
+// driveWith runs e2e/CLIENT/drive.js through plan and returns what it got.
+func driveWith(t *testing.T, client string, plan Plan) Result {
 	t.Helper()
 	b, err := json.Marshal(plan)
 	if err != nil {
@@ -255,7 +284,7 @@ func drive(t *testing.T, plan Plan) Result {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	script := filepath.Join(repoRoot(t), "e2e", "client", "drive.js")
+	script := filepath.Join(repoRoot(t), "e2e", client, "drive.js")
 	cmd := exec.CommandContext(ctx, "node", script, string(b))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -10,7 +10,7 @@ import (
 // TestChatRedis runs the chat scenarios with the servers counting in one Redis, and checks
 // that two server instances enforce one limit together.
 func TestChatRedis(t *testing.T) {
-	requireNode(t)
+	requireNode(t, "client")
 	t.Parallel()
 	env := []string{"REDIS_URL=" + redistest.Start(t).URL()}
 	runScenarios(t, env)

@@ -84,7 +84,7 @@ func checkAlternating(t *testing.T, who string, acks []AltReply, wantOK int) {
 // (the default failure policy, FailLocal), no call hangs or fails, and once Redis is
 // back the two share one limit again.
 func TestChatRedisAlternating(t *testing.T) {
-	requireNode(t)
+	requireNode(t, "client")
 	t.Parallel()
 	redis := redistest.Start(t)
 	env := []string{"REDIS_URL=" + redis.URL()}

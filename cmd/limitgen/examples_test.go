@@ -9,7 +9,7 @@ import (
 // TestExamplesInSync fails when a committed generated file in examples/ differs from what
 // limitgen generates now: the examples are what users copy, so they must be current.
 func TestExamplesInSync(t *testing.T) {
-	for _, dir := range []string{"../../examples/chat"} {
+	for _, dir := range []string{"../../examples/chat", "../../examples/legacy"} {
 		plan, err := generator.Generate(generator.Config{Dir: dir}, "./...")
 		if err != nil {
 			t.Fatalf("%s: %v", dir, err)
