@@ -157,7 +157,7 @@ func (st *limitState) commit(rule *Rule, now int64) {
 	w, allowance, cost := rule.Window.Milliseconds(), rule.Allowance, rule.cost()
 	switch rule.Algorithm {
 	case FixedWindow:
-		if st.b <= now {
+		if st.b <= now || st.b > now+w { // as in evaluate
 			st.a, st.b = 0, now+w
 		}
 		st.a += cost
@@ -182,17 +182,24 @@ func (st *limitState) commit(rule *Rule, now int64) {
 }
 
 // gcraDebt is the debt left at now. The debt is at most w×allowance (a larger one, stored
-// under another rule, is capped), all drained after w.
+// under another rule, is capped), all drained after w. A debt stamped later than now (by a
+// clock that since stepped back) is dropped, as fixed windows are, rather than drained
+// only once the clock is back there.
 func (st *limitState) gcraDebt(w, allowance, now int64) int64 {
-	elapsed := max(now-st.b, 0) // a clock that went back drains nothing
-	if elapsed >= w {
+	elapsed := now - st.b
+	if elapsed >= w || elapsed < 0 {
 		return 0
 	}
 	return min(max(st.a-elapsed*allowance, 0), w*allowance)
 }
 
-// prune drops log entries that ended: an entry at t counts while now < t+w.
+// prune drops log entries that ended: an entry at t counts while now < t+w. A log whose
+// newest entry is later than now (written before a clock stepped back) is dropped whole.
 func (st *limitState) prune(w, now int64) {
+	if n := len(st.log); n > st.head && st.log[n-1].t > now {
+		st.log, st.head, st.a = st.log[:0], 0, 0
+		return
+	}
 	for st.head < len(st.log) && st.log[st.head].t+w <= now {
 		st.a -= st.log[st.head].cost
 		st.head++

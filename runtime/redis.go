@@ -49,8 +49,9 @@ func NewRedisStore(client redis.UniversalClient) *RedisStore {
 }
 
 // luaPrelude starts every script: replication by effects on servers older than Redis 5,
-// clock(arg), the time in ms given by a test or else Redis's own TIME, and exact integer
-// division for integers 0 <= a, 1 <= b below 2^53, whatever the double rounding.
+// clock(arg), the time in ms given by a test or else Redis's own TIME, keepTTL for denied
+// calls, which write nothing else, and exact integer division for integers 0 <= a,
+// 1 <= b below 2^53, whatever the double rounding.
 const luaPrelude = `
 if redis.replicate_commands then redis.replicate_commands() end
 local function clock(arg)
@@ -58,6 +59,10 @@ local function clock(arg)
   if now then return now end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- keepTTL gives k, if it exists without a TTL (made persistent by someone), one of ms.
+local function keepTTL(k, ms)
+  if redis.call('PTTL', k) == -1 then redis.call('PEXPIRE', k, math.max(ms, 1)) end
 end
 local function floordiv(a, b)
   local q = math.floor(a / b)
@@ -127,8 +132,9 @@ for r = 1, #KEYS do
     local debt, at = 0, 0
     local v = read('HMGET', k, 'd', 't')
     if v then debt, at = tonumber(v[1]) or 0, tonumber(v[2]) or 0 end
-    local elapsed = math.max(now - at, 0)
-    if elapsed >= w then debt = 0 else debt = math.max(debt - elapsed * allowance, 0) end
+    -- A debt stamped later than now (before the clock stepped back) is dropped.
+    local elapsed = now - at
+    if elapsed >= w or elapsed < 0 then debt = 0 else debt = math.max(debt - elapsed * allowance, 0) end
     debt = math.min(debt, w * allowance)
     local after, full = debt + cost * w, w * allowance
     ok = after <= full
@@ -152,8 +158,12 @@ for r = 1, #KEYS do
       end
       return entry(chunk[j - from + 1])
     end
-    -- Skip the entries that ended: an entry at t counts while now < t + w.
+    -- Skip the entries that ended: an entry at t counts while now < t + w. A log whose
+    -- newest entry is later than now (written before the clock stepped back) ended whole.
     local first = 2
+    if len >= first and entry(redis.call('LINDEX', k, -1)) > now then
+      first, used = len + 1, 0
+    end
     while first <= len do
       local t, c = at(first)
       if t + w > now then break end
@@ -171,12 +181,13 @@ for r = 1, #KEYS do
     end
     local last = -1
     if len >= first then last = entry(redis.call('LINDEX', k, -1)) end
-    s.last = last
+    -- s.used is the total before this call: what stays if another rule denies the call.
+    s.used, s.first, s.len, s.last = used, first, len, last
     if ok and take then used, last = used + cost, now end
     remaining = allowance - used
     if last >= 0 then reset = last + w - now end
-    s.used, s.first, s.len = used, first, len
   end
+  s.ttl = math.max(reset, 1)
   states[r] = s
   allowed = allowed and ok
   out[#out + 1] = ok and 1 or 0
@@ -188,6 +199,7 @@ if not take then return out end
 
 for r = 1, #KEYS do
   local k, s = KEYS[r], states[r]
+  if not allowed then keepTTL(k, s.ttl) end
   if s.algo == 0 then
     if allowed then
       redis.call('HSET', k, 'n', s.count, 'e', s.fin)
@@ -200,7 +212,7 @@ for r = 1, #KEYS do
     end
   elseif s.len == 0 then
     if allowed then
-      redis.call('RPUSH', k, s.used, now .. ':' .. s.cost)
+      redis.call('RPUSH', k, s.used + s.cost, now .. ':' .. s.cost)
       redis.call('PEXPIRE', k, s.w)
     end
   else
@@ -216,7 +228,11 @@ for r = 1, #KEYS do
       end
       redis.call('PEXPIRE', k, s.w)
     end
-    if allowed or s.first > 2 then redis.call('LSET', k, 0, s.used) end
+    if allowed then
+      redis.call('LSET', k, 0, s.used + s.cost)
+    elseif s.first > 2 then
+      redis.call('LSET', k, 0, s.used)
+    end
   end
 end
 return out
@@ -249,6 +265,7 @@ if count + cost <= allowance then
   redis.call('PEXPIRE', k, fin - now)
   return {1, allowance - count, 0, fin - now}
 end
+keepTTL(k, fin - now)
 local reset = 0
 if count > 0 then reset = fin - now end
 return {0, allowance - count, fin - now, reset}
@@ -261,13 +278,14 @@ local now = clock(ARGV[1])
 local debt, at = 0, 0
 local v = redis.pcall('HMGET', k, 'd', 't')
 if v.err then redis.call('DEL', k) else debt, at = tonumber(v[1]) or 0, tonumber(v[2]) or 0 end
-local elapsed = math.max(now - at, 0)
-if elapsed >= w then debt = 0 else debt = math.max(debt - elapsed * allowance, 0) end
+local elapsed = now - at
+if elapsed >= w or elapsed < 0 then debt = 0 else debt = math.max(debt - elapsed * allowance, 0) end
 debt = math.min(debt, w * allowance)
 local after, full = debt + cost * w, w * allowance
 if after > full then
   local reset = 0
   if debt > 0 then reset = floordiv(debt - 1, allowance) + 1 end
+  keepTTL(k, reset)
   return {0, floordiv(full - debt, w), floordiv(after - full - 1, allowance) + 1, reset}
 end
 -- after >= cost x w >= 1, so the state ends at least 1ms from now.

@@ -327,3 +327,68 @@ func TestRedisKeysOfEveryAlgorithm(t *testing.T) {
 		t.Fatalf("over foreign keys: %+v, %v; want a fresh start", d, err)
 	}
 }
+
+// TestDeniedCallLeavesSlidingLogExact: a call denied by another rule consumes nothing from
+// a sliding window even when it finds entries of that window to drop, and the window's
+// allowance afterwards is exactly what its remaining entries leave.
+func TestDeniedCallLeavesSlidingLogExact(t *testing.T) {
+	for _, sc := range clockedStores(t) {
+		t.Run(sc.name, func(t *testing.T) {
+			ctx := context.Background()
+			sliding := &Rule{Pool: "phantom-s", Window: 200 * time.Millisecond, Allowance: 4,
+				Algorithm: SlidingWindow}
+			once := &Rule{Pool: "phantom-f", Window: time.Hour, Allowance: 1}
+			sc.set(0)
+			sc.store.Take(ctx, []*Rule{once}, "pia")
+			sc.store.Take(ctx, []*Rule{sliding}, "pia")
+			sc.set(150)
+			sc.store.Take(ctx, []*Rule{sliding}, "pia")
+			sc.set(220) // the entry at 0 has ended, the one at 150 has not
+			if d, _ := sc.store.Take(ctx, []*Rule{sliding, once}, "pia"); d.Allowed {
+				t.Fatalf("a call under a spent rule was allowed: %+v", d)
+			}
+			if p, _ := sc.store.Peek(ctx, sliding, "pia"); p.Remaining != 3 {
+				t.Fatalf("after a call denied by another rule, the sliding window has %d "+
+					"left, want 3", p.Remaining)
+			}
+			sc.set(230)
+			for i := range 3 {
+				if d, _ := sc.store.Take(ctx, []*Rule{sliding}, "pia"); !d.Allowed {
+					t.Fatalf("call %d of the 3 left: denied %+v", i+1, d)
+				}
+			}
+		})
+	}
+}
+
+// TestSharedPoolWithAShorterWindow: a pool counted under a long window and then under a
+// shorter one (hand-built rules that disagree) starts a window of the shorter length, on
+// every store, rather than going on counting against the long window's end.
+func TestSharedPoolWithAShorterWindow(t *testing.T) {
+	for _, sc := range clockedStores(t) {
+		t.Run(sc.name, func(t *testing.T) {
+			ctx := context.Background()
+			long := &Rule{Pool: "shared-long", Window: time.Hour, Allowance: 100}
+			short := &Rule{Pool: "shared-long", Window: time.Second, Allowance: 2}
+			sc.set(0)
+			sc.store.Take(ctx, []*Rule{long}, "sol")
+			allowed := 0
+			for range 10 {
+				d, err := sc.store.Take(ctx, []*Rule{short}, "sol")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Allowed {
+					allowed++
+				}
+				if d.Remaining < 0 {
+					t.Fatalf("Remaining %d < 0: %+v", d.Remaining, d)
+				}
+			}
+			if allowed != 2 {
+				t.Errorf("%d of 10 calls allowed under the short rule, want its allowance 2",
+					allowed)
+			}
+		})
+	}
+}
