@@ -14,7 +14,12 @@ func (l *Limiter) Peek(ctx context.Context, rule *Rule, identity string) (Decisi
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	return l.store.Peek(ctx, rule, identity)
+	if l.direct {
+		return l.store.Peek(ctx, rule, identity)
+	}
+	return onTime(ctx, l.timeout, func(ctx context.Context) (Decision, error) {
+		return l.store.Peek(ctx, rule, identity)
+	})
 }
 
 // Reset forgets, for admin tools ("unban this user"), everything identity consumed in
@@ -32,7 +37,16 @@ func (l *Limiter) Reset(ctx context.Context, pool, identity string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	if err := l.store.Reset(ctx, pool, identity); err != nil {
+	reset := func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, l.store.Reset(ctx, pool, identity)
+	}
+	var err error
+	if l.direct {
+		_, err = reset(ctx)
+	} else {
+		_, err = onTime(ctx, l.timeout, reset)
+	}
+	if err != nil {
 		return err
 	}
 	// A call that was being denied while the store reset may have put a denial back.

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,8 +49,11 @@ type denialEntry struct {
 }
 
 type denialShard struct {
-	mu        sync.Mutex
-	entries   map[denialKey]denialEntry
+	mu      sync.Mutex
+	entries map[denialKey]denialEntry
+	// resets counts the forgets of the shard's identities, so that a denial the store
+	// gave before a Reset is not remembered after it (see epoch).
+	resets    atomic.Uint64
 	sweepAt   int
 	nextSweep time.Duration
 	firstEnd  time.Duration // no entry ends before, so a full shard has nothing to sweep
@@ -126,9 +130,17 @@ func (sh *denialShard) find(rule *Rule, identity string, now time.Duration) (Dec
 		RetryAfter: retry, ResetAfter: max(e.resetAt-now, retry)}, true
 }
 
+// epoch is a mark to take before asking the store about identity and to give to remember
+// with the store's denial: a Reset in between makes remember drop the denial, which the
+// store may have given from the state the Reset cleared.
+func (c *denialCache) epoch(identity string) uint64 {
+	return c.shard(identity).resets.Load()
+}
+
 // remember records that d, a denial of identity under rule decided at now, runs for
-// d.RetryAfter.
-func (c *denialCache) remember(rule *Rule, identity string, d Decision, now time.Duration) {
+// d.RetryAfter, unless identity's shard was reset since epoch.
+func (c *denialCache) remember(rule *Rule, identity string, d Decision, now time.Duration,
+	epoch uint64) {
 	if c.off {
 		return
 	}
@@ -141,6 +153,9 @@ func (c *denialCache) remember(rule *Rule, identity string, d Decision, now time
 	sh := c.shard(identity)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if sh.resets.Load() != epoch {
+		return
+	}
 	if sh.entries == nil {
 		sh.entries = map[denialKey]denialEntry{}
 	}
@@ -174,6 +189,7 @@ func (c *denialCache) forget(pool, identity string) {
 	sh := c.shard(identity)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	sh.resets.Add(1)
 	for k := range sh.entries {
 		if k.pool == pool && k.identity == identity {
 			delete(sh.entries, k)

@@ -119,6 +119,48 @@ func TestResetClearsCachedDenials(t *testing.T) {
 	}
 }
 
+// slowDenyingStore denies every call, and holds each Take until release is closed.
+type slowDenyingStore struct {
+	noAdmin
+	taking  chan struct{}
+	release chan struct{}
+	takes   atomic.Int64
+}
+
+func (s *slowDenyingStore) Take(ctx context.Context, rules []*Rule, _ string) (Decision,
+	error) {
+	if s.takes.Add(1) == 1 {
+		close(s.taking)
+		<-s.release
+	}
+	return Decision{Pool: rules[0].Pool, Limit: rules[0].Allowance,
+		RetryAfter: time.Hour, ResetAfter: time.Hour}, nil
+}
+
+func (s *slowDenyingStore) Reset(context.Context, string, string) error { return nil }
+
+// TestResetWinsOverADenialInFlight: a denial the store gave before a Reset but that reaches
+// the limiter after it is not replayed: the next call asks the store again.
+func TestResetWinsOverADenialInFlight(t *testing.T) {
+	store := &slowDenyingStore{taking: make(chan struct{}), release: make(chan struct{})}
+	lim := New(store, WithTimeout(10*time.Second))
+	rule := &Rule{Pool: "inflight", Window: time.Hour, Allowance: 1}
+	done := make(chan Decision)
+	go func() { done <- lim.Allow(rule, "wes") }()
+	<-store.taking
+	if err := lim.Reset(context.Background(), "inflight", "wes"); err != nil {
+		t.Fatal(err)
+	}
+	close(store.release)
+	if d := <-done; d.Allowed {
+		t.Fatalf("the store's denial came back as %+v", d)
+	}
+	lim.Allow(rule, "wes")
+	if n := store.takes.Load(); n != 2 {
+		t.Fatalf("%d store round trips, want 2: a denial from before the Reset was replayed", n)
+	}
+}
+
 func TestDenialCacheOffAndCapped(t *testing.T) {
 	rule := &Rule{Pool: "nocache", Window: time.Minute, Allowance: 1}
 	t.Run("off", func(t *testing.T) {
@@ -154,14 +196,14 @@ func TestDenialCacheIsBounded(t *testing.T) {
 	rule := &Rule{Pool: "bound", Window: time.Minute, Allowance: 1}
 	denied := Decision{Pool: "bound", RetryAfter: time.Second}
 	for i := range 200_000 {
-		c.remember(rule, fmt.Sprint("id", i), denied, clock)
+		c.remember(rule, fmt.Sprint("id", i), denied, clock, 0)
 	}
 	if n := c.len(); n > denialShards*maxDenialsPerShard {
 		t.Fatalf("%d denials held, want at most %d", n, denialShards*maxDenialsPerShard)
 	}
 	clock += 2 * time.Second
 	for i := range denialShards * 100 {
-		c.remember(rule, fmt.Sprint("later", i), denied, clock)
+		c.remember(rule, fmt.Sprint("later", i), denied, clock, 0)
 	}
 	if n := c.len(); n > denialShards*200 {
 		t.Fatalf("%d denials held after the old ones ended, want about %d", n, denialShards*100)

@@ -528,3 +528,38 @@ func TestStatsCountEveryDecision(t *testing.T) {
 		t.Error("an unknown policy is not FailLocal")
 	}
 }
+
+// TestAdminCallsKeepTheDeadline: Peek and Reset on a frozen Redis return an error within the
+// limiter's timeout, even through a client that does not end its calls at their deadline.
+func TestAdminCallsKeepTheDeadline(t *testing.T) {
+	server := redistest.Start(t)
+	for _, honors := range []bool{true, false} {
+		client := redis.NewClient(&redis.Options{Network: "unix", Addr: server.Addr(),
+			ContextTimeoutEnabled: honors, ReadTimeout: 5 * time.Second})
+		lim := New(NewRedisStore(client), WithTimeout(faultTimeout))
+		rule := &Rule{Pool: "admin", Window: time.Minute, Allowance: 3}
+		if _, err := lim.Peek(context.Background(), rule, "ada"); err != nil {
+			t.Fatal(err)
+		}
+		server.Pause()
+		start := time.Now()
+		_, peekErr := lim.Peek(context.Background(), rule, "ada")
+		peekTook := time.Since(start)
+		start = time.Now()
+		resetErr := lim.Reset(context.Background(), "admin", "ada")
+		resetTook := time.Since(start)
+		server.Resume()
+		client.Close()
+
+		if peekErr == nil || resetErr == nil {
+			t.Errorf("ContextTimeoutEnabled %v: Peek %v, Reset %v on a frozen Redis; want "+
+				"errors", honors, peekErr, resetErr)
+		}
+		for what, took := range map[string]time.Duration{"Peek": peekTook, "Reset": resetTook} {
+			if took > faultTimeout+faultMargin {
+				t.Errorf("ContextTimeoutEnabled %v: %s took %v on a frozen Redis, want at "+
+					"most the timeout %v (+%v)", honors, what, took, faultTimeout, faultMargin)
+			}
+		}
+	}
+}

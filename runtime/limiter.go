@@ -299,21 +299,29 @@ func (l *Limiter) takeRemote(ctx context.Context, rules []*Rule, identity string
 	return l.storeFailed(ctx, h, rules, identity, err, retry)
 }
 
-type answer struct {
-	d   Decision
-	err error
-}
-
 // ask runs one Take on the store with the limiter's deadline. Unless the store is known to
-// end its calls at their deadline, the Take runs on its own goroutine so that a store which
-// ignores its context (a go-redis client without ContextTimeoutEnabled, blocked on a hung
-// server) cannot hold the caller past the deadline; such a Take may still count the call in
-// the store after it was decided locally.
+// end its calls at their deadline, the Take runs on its own goroutine (see onTime); such a
+// Take may still count the call in the store after it was decided locally.
 func (l *Limiter) ask(ctx context.Context, rules []*Rule, identity string) (Decision, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	if l.direct {
 		return l.takeDirect(ctx, rules, identity)
+	}
+	return onTime(ctx, l.timeout, func(ctx context.Context) (Decision, error) {
+		return l.store.Take(ctx, rules, identity)
+	})
+}
+
+// onTime runs f on a goroutine of its own and returns its answer, or an error as soon as
+// ctx ends, so that a store which ignores its context (a go-redis client without
+// ContextTimeoutEnabled, blocked on a hung server) cannot hold the caller past its
+// deadline, timeout. A panic in f is returned as an error.
+func onTime[T any](ctx context.Context, timeout time.Duration,
+	f func(context.Context) (T, error)) (T, error) {
+	type answer struct {
+		value T
+		err   error
 	}
 	done := make(chan answer, 1)
 	go func() {
@@ -322,20 +330,21 @@ func (l *Limiter) ask(ctx context.Context, rules []*Rule, identity string) (Deci
 				done <- answer{err: fmt.Errorf("limitgen: store panicked: %v", p)}
 			}
 		}()
-		d, err := l.store.Take(ctx, rules, identity)
-		done <- answer{d, err}
+		v, err := f(ctx)
+		done <- answer{v, err}
 	}()
 	select {
 	case a := <-done:
-		return a.d, a.err
+		return a.value, a.err
 	case <-ctx.Done():
 		select {
 		case a := <-done: // answered just in time
-			return a.d, a.err
+			return a.value, a.err
 		default:
 		}
-		return Decision{}, fmt.Errorf("limitgen: store gave no decision within %v: %w",
-			l.timeout, ctx.Err())
+		var zero T
+		return zero, fmt.Errorf("limitgen: store gave no answer within %v: %w", timeout,
+			ctx.Err())
 	}
 }
 

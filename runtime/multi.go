@@ -67,10 +67,11 @@ func (l *Limiter) decideRemote(ctx context.Context, rules []*Rule, identity stri
 			return d
 		}
 	}
+	epoch := l.denials.epoch(identity)
 	d := l.takeRemote(ctx, rules, identity)
 	if !d.Allowed && d.RetryAfter > 0 && d.Source == SourceStore { // not outage decisions
 		if rule := decidingRule(rules, d); rule != nil {
-			l.denials.remember(rule, identity, d, now)
+			l.denials.remember(rule, identity, d, now, epoch)
 		}
 	}
 	return d
