@@ -160,10 +160,9 @@ for r = 1, #KEYS do
     end
     -- Skip the entries that ended: an entry at t counts while now < t + w. A log whose
     -- newest entry is later than now (written before the clock stepped back) ended whole.
-    local first = 2
-    if len >= first and entry(redis.call('LINDEX', k, -1)) > now then
-      first, used = len + 1, 0
-    end
+    local first, newest = 2, -1
+    if len >= first then newest = entry(redis.call('LINDEX', k, -1)) end
+    if newest > now then first, used = len + 1, 0 end
     while first <= len do
       local t, c = at(first)
       if t + w > now then break end
@@ -180,7 +179,7 @@ for r = 1, #KEYS do
       end
     end
     local last = -1
-    if len >= first then last = entry(redis.call('LINDEX', k, -1)) end
+    if len >= first then last = newest end
     -- s.used is the total before this call: what stays if another rule denies the call.
     s.used, s.first, s.len, s.last = used, first, len, last
     if ok and take then used, last = used + cost, now end
