@@ -56,6 +56,25 @@ func chooseImportNames(f *jen.File, sf sourceFile, handlers []*Handler) {
 		}
 	}
 
+	// A handler's receiver and type parameters are in scope in all of its wrapper, where
+	// they would hide an import of the same name. (Its parameters are in scope only in the
+	// returned function, whose body uses no import that a parameter may hide.)
+	declared := nameSet{}
+	for _, h := range handlers {
+		for _, list := range []*ast.FieldList{h.decl.Recv, h.decl.Type.TypeParams} {
+			for _, field := range fieldsOf(list) {
+				for _, n := range field.Names {
+					declared[n.Name] = true
+				}
+			}
+		}
+		if h.decl.Recv != nil {
+			for _, tp := range receiverTypeParams(h.decl.Recv.List[0].Type) {
+				declared[tp] = true
+			}
+		}
+	}
+
 	chosen := map[string]string{}
 	for _, spec := range sf.ast.Imports {
 		obj, _ := sf.info.Implicits[spec].(*types.PkgName)
@@ -66,7 +85,8 @@ func chooseImportNames(f *jen.File, sf sourceFile, handlers []*Handler) {
 			continue
 		}
 		name := obj.Name()
-		if spec.Name != nil && (spec.Name.Name == "." || spec.Name.Name == "_") {
+		if spec.Name != nil && (spec.Name.Name == "." || spec.Name.Name == "_") ||
+			declared[name] {
 			name = taken.fresh(obj.Imported().Name())
 		}
 		taken[name] = true
@@ -97,6 +117,34 @@ func chooseImportNames(f *jen.File, sf sourceFile, handlers []*Handler) {
 			f.ImportAlias(path, name)
 		}
 	}
+}
+
+func fieldsOf(list *ast.FieldList) []*ast.Field {
+	if list == nil {
+		return nil
+	}
+	return list.List
+}
+
+// receiverTypeParams are the names a receiver type such as *Room[K, V] declares.
+func receiverTypeParams(recv ast.Expr) []string {
+	if star, ok := recv.(*ast.StarExpr); ok {
+		recv = star.X
+	}
+	var indices []ast.Expr
+	switch x := recv.(type) {
+	case *ast.IndexExpr:
+		indices = []ast.Expr{x.Index}
+	case *ast.IndexListExpr:
+		indices = x.Indices
+	}
+	var names []string
+	for _, index := range indices {
+		if id, ok := index.(*ast.Ident); ok {
+			names = append(names, id.Name)
+		}
+	}
+	return names
 }
 
 // emitWrapper renders the wrapper of one handler: a function (or method on the same

@@ -125,7 +125,7 @@ func CheckPackage(fset *token.FileSet, files []*ast.File, pkg *types.Package, in
 			continue
 		}
 		sources = append(sources, sourceFile{path: path, fset: fset, src: src, ast: f,
-			types: pkg, info: info})
+			types: pkg, info: info, wide: pkg})
 	}
 	return planFiles(sources)
 }
@@ -176,19 +176,29 @@ type sourceFile struct {
 	fset  *token.FileSet
 	src   []byte // the text ast was parsed from
 	ast   *ast.File
-	types *types.Package
+	types *types.Package // the file's package as built without tests, if it is built so
 	info  *types.Info
+	// wide is the package with every file that shares its scope, _test.go files included:
+	// the names a generated file must not clash with.
+	wide *types.Package
 }
 
 func (l *loaded) sourceFiles() []sourceFile {
 	seen := map[string]bool{}
 	var files []sourceFile
-	// A package's test variant comes first: it also holds the package's _test.go files, whose
-	// declarations share the package scope that generated files must not clash with.
+	// A package's plain variant comes before its test variant, so that a wrapper for a
+	// non-test file is checked against what builds without tests: an ID() method or an on=
+	// function declared only in a _test.go file must not satisfy it.
 	pkgs := slices.Clone(l.packages)
 	slices.SortStableFunc(pkgs, func(a, b *packages.Package) int {
-		return cmp.Compare(len(b.Syntax), len(a.Syntax))
+		return cmp.Compare(len(a.Syntax), len(b.Syntax))
 	})
+	wide := map[string]*types.Package{} // by file path
+	for _, pkg := range pkgs {
+		for _, f := range pkg.Syntax {
+			wide[l.fset.Position(f.Package).Filename] = pkg.Types // the last is the widest
+		}
+	}
 	for _, pkg := range pkgs {
 		for _, f := range pkg.Syntax {
 			// A cgo file is parsed from the go command's rewrite of it, whose //line
@@ -201,7 +211,7 @@ func (l *loaded) sourceFiles() []sourceFile {
 			}
 			seen[path] = true
 			files = append(files, sourceFile{path: path, fset: l.fset, src: src, ast: f,
-				types: pkg.Types, info: pkg.TypesInfo})
+				types: pkg.Types, info: pkg.TypesInfo, wide: wide[path]})
 		}
 	}
 	slices.SortFunc(files, func(a, b sourceFile) int { return strings.Compare(a.path, b.path) })

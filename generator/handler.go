@@ -232,15 +232,23 @@ func checkHandler(sf sourceFile, decl *ast.FuncDecl, d Directive, rules []Direct
 		}
 	}
 
-	// The wrapper's body calls the handler (or the on= function) by its package-level name
-	// and may call strconv; a parameter of the same name would hide them there, so such a
-	// parameter is renamed.
+	// The wrapper's body calls the handler (or the on= function) by its package-level name,
+	// may call strconv and spells the result types for zero values; a parameter of the same
+	// name as any of them would hide it there, so such a parameter is renamed.
 	hidden := map[string]bool{"strconv": true}
 	if sig.Recv() == nil {
 		hidden[h.Name] = true
 		if d.On == Call {
 			hidden[d.OnName] = true
 		}
+	}
+	if decl.Type.Results != nil {
+		ast.Inspect(decl.Type.Results, func(n ast.Node) bool {
+			if id, ok := n.(*ast.Ident); ok {
+				hidden[id.Name] = true
+			}
+			return true
+		})
 	}
 	i := 0
 	for _, field := range decl.Type.Params.List {
@@ -309,7 +317,7 @@ type nameSet map[string]bool
 
 func takenNames(sf sourceFile, decl *ast.FuncDecl) nameSet {
 	taken := nameSet{}
-	for _, name := range sf.types.Scope().Names() {
+	for _, name := range sf.wide.Scope().Names() {
 		taken[name] = true
 	}
 	for _, imp := range sf.ast.Imports {
@@ -656,9 +664,9 @@ func declaredWrapper(sf sourceFile, fn *types.Func, sig *types.Signature) types.
 	name := fn.Name() + "Limited"
 	var obj types.Object
 	if recv := sig.Recv(); recv != nil {
-		obj, _, _ = types.LookupFieldOrMethod(recv.Type(), true, sf.types, name)
+		obj, _, _ = types.LookupFieldOrMethod(wideType(sf, recv.Type()), true, sf.wide, name)
 	} else {
-		obj = sf.types.Scope().Lookup(name)
+		obj = sf.wide.Scope().Lookup(name)
 	}
 	if obj == nil || !obj.Pos().IsValid() {
 		return nil
@@ -667,6 +675,32 @@ func declaredWrapper(sf sourceFile, fn *types.Func, sig *types.Signature) types.
 		return nil // the wrapper itself, seen by go vet
 	}
 	return obj
+}
+
+// wideType is t as declared in sf.wide, whose method set also has the methods that
+// _test.go files declare; t itself when it is not a type of the package.
+func wideType(sf sourceFile, t types.Type) types.Type {
+	ptr, isPtr := t.(*types.Pointer)
+	if isPtr {
+		t = ptr.Elem()
+	}
+	named, ok := t.(*types.Named)
+	if !ok || named.Obj().Pkg() != sf.types || sf.wide == sf.types {
+		return t
+	}
+	obj, _ := sf.wide.Scope().Lookup(named.Obj().Name()).(*types.TypeName)
+	if obj == nil {
+		return t
+	}
+	wide, ok := obj.Type().(*types.Named)
+	if !ok {
+		return t
+	}
+	var out types.Type = wide
+	if isPtr {
+		out = types.NewPointer(wide)
+	}
+	return out
 }
 
 // hasInvalidType reports whether a parameter of sig has a type that did not load, as when
