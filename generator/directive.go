@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/limitgen/limitgen/runtime"
 )
@@ -60,6 +61,7 @@ type Directive struct {
 	CostPos   token.Position
 	By        string         // Go expression for the identity; empty means the default
 	ByPos     token.Position // where By's value starts
+	byQuoted  string         // By as written when it was quoted, for positions inside it
 	On        Action
 	OnName    string // for Call: the function or method to call
 	OnPos     token.Position
@@ -144,7 +146,7 @@ func ParseDirective(text string, pos token.Position, errs *ErrorList) Directive 
 		}
 
 		argStart := offset
-		name, value, valueOffset, n, err := nextArgument(rest)
+		name, value, quoted, valueOffset, n, err := nextArgument(rest)
 		rest = rest[n:]
 		offset += n
 		if err != nil {
@@ -160,6 +162,9 @@ func ParseDirective(text string, pos token.Position, errs *ErrorList) Directive 
 		valuePos := at(argStart + valueOffset)
 		if err := d.set(name, value, valuePos); err != nil {
 			errs.Add(valuePos, "%v", err)
+		}
+		if name == "by" {
+			d.byQuoted = quoted
 		}
 	}
 	if d.Algorithm == "gcra" && d.Allowance > maxGCRAProduct/d.Window.Milliseconds() {
@@ -189,21 +194,44 @@ func (d Directive) runtimeRule() *runtime.Rule {
 		Algorithm: algorithms[d.Algorithm], Cost: d.Cost}
 }
 
+// byColumn is how many columns after ByPos the byte at offset of By was written: offset
+// itself unless By was quoted, when the quote and escapes move it.
+func (d *Directive) byColumn(offset int) int {
+	if d.byQuoted == "" {
+		return offset
+	}
+	raw := d.byQuoted[1 : len(d.byQuoted)-1]
+	column, produced := 1, 0 // past the opening quote
+	for produced < offset && raw != "" {
+		r, multibyte, tail, err := strconv.UnquoteChar(raw, '"')
+		if err != nil {
+			break
+		}
+		column += len(raw) - len(tail)
+		produced++ // an ASCII character, or a byte written as \x or in octal
+		if multibyte {
+			produced += utf8.RuneLen(r) - 1
+		}
+		raw = tail
+	}
+	return column
+}
+
 // nextArgument reads one name=value argument from the start of s. It returns the value
 // unquoted, the offset of the value within the argument and the number of bytes consumed.
-func nextArgument(s string) (name, value string, valueOffset, n int, err error) {
+func nextArgument(s string) (name, value, quoted string, valueOffset, n int, err error) {
 	end := strings.IndexAny(s, " \t")
 	if end < 0 {
 		end = len(s)
 	}
 	eq := strings.IndexByte(s[:end], '=')
 	if eq < 0 {
-		return "", "", 0, end, fmt.Errorf("argument %q is not name=value (known: %s)",
+		return "", "", "", 0, end, fmt.Errorf("argument %q is not name=value (known: %s)",
 			s[:end], strings.Join(parameterNames, ", "))
 	}
 	name = s[:eq]
 	if !isKnownParameter(name) {
-		return "", "", 0, end, unknownParameter(name)
+		return "", "", "", 0, end, unknownParameter(name)
 	}
 
 	valueOffset = eq + 1
@@ -213,21 +241,21 @@ func nextArgument(s string) (name, value string, valueOffset, n int, err error) 
 		if end < 0 {
 			end = len(raw)
 		}
-		return name, raw[:end], valueOffset, valueOffset + end, nil
+		return name, raw[:end], "", valueOffset, valueOffset + end, nil
 	}
 
-	quoted, err := strconv.QuotedPrefix(raw)
+	quoted, err = strconv.QuotedPrefix(raw)
 	if err != nil {
-		return "", "", 0, len(s), fmt.Errorf("value of %s is an unterminated or malformed "+
+		return "", "", "", 0, len(s), fmt.Errorf("value of %s is an unterminated or malformed "+
 			"quoted string", name)
 	}
 	value, _ = strconv.Unquote(quoted)
 	consumed := valueOffset + len(quoted)
 	if consumed < len(s) && s[consumed] != ' ' && s[consumed] != '\t' {
-		return "", "", 0, len(s), fmt.Errorf("quoted value of %s must be followed by a space",
+		return "", "", "", 0, len(s), fmt.Errorf("quoted value of %s must be followed by a space",
 			name)
 	}
-	return name, value, valueOffset, consumed, nil
+	return name, value, quoted, valueOffset, consumed, nil
 }
 
 func isKnownParameter(name string) bool {

@@ -67,7 +67,7 @@ func TestParseDirective(t *testing.T) {
 		t.Fatal(errs)
 	}
 	want := Directive{Pos: pos, Pool: "chat", Window: 1500 * 1e6, Allowance: 7, Algorithm: "gcra",
-		Cost: 2, By: "userOf(s, 1)", On: Call, OnName: "busy"}
+		Cost: 2, By: "userOf(s, 1)", byQuoted: `"userOf(s, 1)"`, On: Call, OnName: "busy"}
 	d.ByPos, d.OnPos, d.CostPos, d.AlgoPos = token.Position{}, token.Position{}, token.Position{},
 		token.Position{}
 	if d != want {

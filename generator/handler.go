@@ -3,6 +3,7 @@ package generator
 import (
 	"fmt"
 	"go/ast"
+	"go/constant"
 	"go/parser"
 	"go/scanner"
 	"go/token"
@@ -375,7 +376,7 @@ func checkIdentityExpr(sf sourceFile, h *Handler, errs *ErrorList) *types.Var {
 	d := h.Directive
 	offsetPos := func(offset int) token.Position {
 		p := d.ByPos
-		p.Column += offset
+		p.Column += d.byColumn(offset)
 		return p
 	}
 
@@ -404,7 +405,33 @@ func checkIdentityExpr(sf sourceFile, h *Handler, errs *ErrorList) *types.Var {
 		errs.Add(p, "by=%s: %s", d.By, msg)
 		return nil
 	}
-	t := info.Types[expr].Type
+	tv := info.Types[expr]
+	if !tv.IsValue() {
+		errs.Add(d.ByPos, "by=%s is a type, not a value: give an expression over the "+
+			"handler's parameters, e.g. by=s.ID()", d.By)
+		return nil
+	}
+	if tv.Value != nil && tv.Value.Kind() == constant.Int {
+		if _, exact := constant.Int64Val(tv.Value); !exact && isUntyped(tv.Type) {
+			errs.Add(d.ByPos, "by=%s overflows int64", d.By)
+			return nil
+		}
+	}
+	var result *types.Var
+	ast.Inspect(expr, func(n ast.Node) bool {
+		if id, ok := n.(*ast.Ident); ok && result == nil {
+			if v, ok := info.Uses[id].(*types.Var); ok && isResult(h.sig, v) {
+				result = v
+			}
+		}
+		return result == nil
+	})
+	if result != nil {
+		errs.Add(d.ByPos, "by=%s uses the result %s, which has no value before the handler "+
+			"runs: count by a parameter or the receiver", d.By, result.Name())
+		return nil
+	}
+	t := tv.Type
 	convert, ok := identityConversion(t)
 	if !ok {
 		errs.Add(d.ByPos, "by=%s has type %s; an identity must be a string, an integer or a "+
@@ -425,6 +452,20 @@ func checkIdentityExpr(sf sourceFile, h *Handler, errs *ErrorList) *types.Var {
 	return root
 }
 
+func isResult(sig *types.Signature, v *types.Var) bool {
+	for i := range sig.Results().Len() {
+		if sig.Results().At(i) == v {
+			return true
+		}
+	}
+	return false
+}
+
+func isUntyped(t types.Type) bool {
+	basic, ok := t.(*types.Basic)
+	return ok && basic.Info()&types.IsUntyped != 0
+}
+
 func isParamOrReceiver(sig *types.Signature, v *types.Var) bool {
 	if sig.Recv() == v {
 		return true
@@ -440,7 +481,13 @@ func isParamOrReceiver(sig *types.Signature, v *types.Var) bool {
 // identityConversion says how a wrapper turns an identity of type t into a string.
 func identityConversion(t types.Type) (string, bool) {
 	if tp, ok := t.(*types.TypeParam); ok {
-		return "string", stringTypeSet(tp)
+		switch {
+		case typeSetAll(tp, types.IsString):
+			return "string", true
+		case typeSetAll(tp, types.IsInteger):
+			return "int", true // int64(x) converts every integer type
+		}
+		return "", false
 	}
 	basic, ok := t.Underlying().(*types.Basic)
 	if !ok {
@@ -629,27 +676,30 @@ func identityText(h *Handler) string {
 	return string(h.plan.identity.src)
 }
 
-// stringTypeSet reports whether every type a type parameter allows is string-kinded, as for
-// [U ~string] or [U ~string | Name].
-func stringTypeSet(tp *types.TypeParam) bool {
+// typeSetAll reports whether every type in tp's type set has an underlying basic type
+// with all of info's bits (types.IsString, types.IsInteger): a set that is not known to
+// be made of such types, as any's, does not qualify.
+func typeSetAll(tp *types.TypeParam, info types.BasicInfo) bool {
 	iface, ok := tp.Constraint().Underlying().(*types.Interface)
 	if !ok {
 		return false
+	}
+	is := func(t types.Type) bool {
+		b, ok := t.Underlying().(*types.Basic)
+		return ok && b.Info()&info == info
 	}
 	found := false
 	for i := range iface.NumEmbeddeds() {
 		switch e := iface.EmbeddedType(i).(type) {
 		case *types.Union:
 			for j := range e.Len() {
-				b, ok := e.Term(j).Type().Underlying().(*types.Basic)
-				if !ok || b.Info()&types.IsString == 0 {
+				if !is(e.Term(j).Type()) {
 					return false
 				}
 			}
 			found = true
 		default:
-			b, ok := e.Underlying().(*types.Basic)
-			if !ok || b.Info()&types.IsString == 0 {
+			if !is(e) {
 				return false
 			}
 			found = true
