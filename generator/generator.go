@@ -98,7 +98,7 @@ func Generate(cfg Config, patterns ...string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, problems, err := planFiles(l.sourceFiles())
+	plan, problems, err := planFiles(l.sourceFiles(), l.dirs())
 	if err != nil {
 		return nil, err
 	}
@@ -127,12 +127,18 @@ func CheckPackage(fset *token.FileSet, files []*ast.File, pkg *types.Package, in
 		sources = append(sources, sourceFile{path: path, fset: fset, src: src, ast: f,
 			types: pkg, info: info, wide: pkg})
 	}
-	return planFiles(sources)
+	var dirs []string
+	for _, f := range files {
+		dirs = append(dirs, filepath.Dir(fset.Position(f.Package).Filename))
+	}
+	return planFiles(sources, dirs)
 }
 
-// planFiles finds and checks the handlers of sources and renders their generated files.
-// Problems in the user's code come back as an ErrorList, and then the plan is nil.
-func planFiles(sources []sourceFile) (*Plan, ErrorList, error) {
+// planFiles finds and checks the handlers of sources and renders their generated files, and
+// finds stale ones in the directories of sources and in dirs (those of packages whose only
+// Go files may be stale generated ones). Problems in the user's code come back as an
+// ErrorList, and then the plan is nil.
+func planFiles(sources []sourceFile, dirs []string) (*Plan, ErrorList, error) {
 	var problems ErrorList
 	var handlers []*Handler
 	for _, sf := range sources {
@@ -161,7 +167,7 @@ func planFiles(sources []sourceFile) (*Plan, ErrorList, error) {
 			Content: content})
 	}
 
-	stale, err := staleFiles(sources, plan.Files)
+	stale, err := staleFiles(sources, dirs, plan.Files)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -218,6 +224,17 @@ func (l *loaded) sourceFiles() []sourceFile {
 	return files
 }
 
+// dirs lists the directories of the loaded packages' Go files, generated ones included.
+func (l *loaded) dirs() []string {
+	var dirs []string
+	for _, pkg := range l.packages {
+		for _, f := range pkg.GoFiles {
+			dirs = append(dirs, filepath.Dir(f))
+		}
+	}
+	return dirs
+}
+
 // outputPath names the generated file for a source file: F.go -> F_limited.go and
 // F_test.go -> F_limited_test.go.
 func outputPath(source string) string {
@@ -241,9 +258,13 @@ func sourcePath(output string) (string, bool) {
 // staleFiles lists files limitgen generated earlier, in the loaded packages' directories,
 // whose source file is gone or no longer has directives. A generated file whose source
 // exists but was not loaded (excluded by build constraints) is left alone.
-func staleFiles(sources []sourceFile, outputs []File) ([]string, error) {
+func staleFiles(sources []sourceFile, packageDirs []string, outputs []File) ([]string,
+	error) {
 	loadedSource := map[string]bool{}
 	dirs := map[string]bool{}
+	for _, dir := range packageDirs {
+		dirs[dir] = true
+	}
 	for _, sf := range sources {
 		loadedSource[sf.path] = true
 		dirs[filepath.Dir(sf.path)] = true
