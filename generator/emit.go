@@ -425,16 +425,30 @@ func wrap(text string, width int) string {
 // buildConstraint is the source file's //go:build expression joined with what its name
 // implies (chat_linux.go builds only on linux): the generated file's name implies nothing.
 func buildConstraint(sf sourceFile) constraint.Expr {
-	var expr constraint.Expr
+	// A //go:build line is the file's constraint; without one, its // +build lines (all of
+	// which must hold) are, as the go command reads them.
+	var expr, plusBuild constraint.Expr
 	for _, group := range sf.ast.Comments {
 		if group.Pos() >= sf.ast.Package {
 			break
 		}
 		for _, c := range group.List {
-			if constraint.IsGoBuild(c.Text) {
+			switch {
+			case constraint.IsGoBuild(c.Text):
 				expr, _ = constraint.Parse(c.Text)
+			case constraint.IsPlusBuild(c.Text):
+				if line, err := constraint.Parse(c.Text); err == nil {
+					if plusBuild == nil {
+						plusBuild = line
+					} else {
+						plusBuild = &constraint.AndExpr{X: plusBuild, Y: line}
+					}
+				}
 			}
 		}
+	}
+	if expr == nil {
+		expr = plusBuild
 	}
 	for _, tag := range fileNameTags(filepath.Base(sf.path)) {
 		if expr == nil {
