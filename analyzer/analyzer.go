@@ -47,8 +47,8 @@ func run(pass *analysis.Pass) (any, error) {
 	if readFile == nil {
 		readFile = os.ReadFile
 	}
-	plan, problems, err := generator.CheckPackage(pass.Fset, pass.Files, pass.Pkg,
-		pass.TypesInfo, readFile)
+	plan, problems, err := generator.CheckPackage(pass.Fset, pass.Files, pass.IgnoredFiles,
+		pass.Pkg, pass.TypesInfo, readFile)
 	if err != nil {
 		return nil, err
 	}

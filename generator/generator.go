@@ -20,12 +20,15 @@ import (
 	"cmp"
 	"fmt"
 	"go/ast"
+	"go/parser"
 	"go/token"
 	"go/types"
 	"maps"
 	"os"
+	pathpkg "path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -110,10 +113,13 @@ func Generate(cfg Config, patterns ...string) (*Plan, error) {
 
 // CheckPackage runs limitgen's checks on one package type-checked by someone else, such as
 // the go vet driver. It returns what Generate would plan for the package and the problems it
-// found; files limitgen generated are recognised by their header and skipped.
-func CheckPackage(fset *token.FileSet, files []*ast.File, pkg *types.Package, info *types.Info,
-	readFile func(string) ([]byte, error)) (*Plan, ErrorList, error) {
+// found; files limitgen generated are recognised by their header and skipped. ignored are
+// the package's files that build constraints leave out (their names are avoided as Generate
+// avoids them).
+func CheckPackage(fset *token.FileSet, files []*ast.File, ignored []string, pkg *types.Package,
+	info *types.Info, readFile func(string) ([]byte, error)) (*Plan, ErrorList, error) {
 
+	elsewhere := declaredIn(ignored, readFile)
 	var sources []sourceFile
 	for _, f := range files {
 		path := fset.Position(f.Package).Filename
@@ -125,7 +131,7 @@ func CheckPackage(fset *token.FileSet, files []*ast.File, pkg *types.Package, in
 			continue
 		}
 		sources = append(sources, sourceFile{path: path, fset: fset, src: src, ast: f,
-			types: pkg, info: info, wide: pkg})
+			types: pkg, info: info, wide: pkg, elsewhere: elsewhere})
 	}
 	var dirs []string
 	for _, f := range files {
@@ -187,6 +193,57 @@ type sourceFile struct {
 	// wide is the package with every file that shares its scope, _test.go files included:
 	// the names a generated file must not clash with.
 	wide *types.Package
+	// elsewhere holds the names that files of the package left out by build constraints
+	// declare, which generated files avoid too: their content must not depend on the
+	// GOOS, GOARCH or tags limitgen runs with.
+	elsewhere nameSet
+}
+
+// declaredIn returns the names the Go files at paths declare at package level, and the
+// names their imports bind; files that do not parse are skipped.
+func declaredIn(paths []string, readFile func(string) ([]byte, error)) nameSet {
+	names := nameSet{}
+	fset := token.NewFileSet()
+	for _, path := range paths {
+		if !strings.HasSuffix(path, ".go") {
+			continue
+		}
+		src, err := readFile(path)
+		if err != nil || IsGenerated(src) {
+			continue
+		}
+		f, err := parser.ParseFile(fset, path, src, parser.SkipObjectResolution)
+		if err != nil {
+			continue
+		}
+		for _, spec := range f.Imports {
+			if spec.Name != nil {
+				names[spec.Name.Name] = true
+			} else if path, err := strconv.Unquote(spec.Path.Value); err == nil {
+				names[pathpkg.Base(path)] = true // the usual package name
+			}
+		}
+		for _, decl := range f.Decls {
+			switch decl := decl.(type) {
+			case *ast.FuncDecl:
+				if decl.Recv == nil {
+					names[decl.Name.Name] = true
+				}
+			case *ast.GenDecl:
+				for _, spec := range decl.Specs {
+					switch spec := spec.(type) {
+					case *ast.TypeSpec:
+						names[spec.Name.Name] = true
+					case *ast.ValueSpec:
+						for _, n := range spec.Names {
+							names[n.Name] = true
+						}
+					}
+				}
+			}
+		}
+	}
+	return names
 }
 
 func (l *loaded) sourceFiles() []sourceFile {
@@ -200,9 +257,16 @@ func (l *loaded) sourceFiles() []sourceFile {
 		return cmp.Compare(len(a.Syntax), len(b.Syntax))
 	})
 	wide := map[string]*types.Package{} // by file path
+	elsewhere := map[string]nameSet{}   // by file path
 	for _, pkg := range pkgs {
+		names := declaredIn(pkg.IgnoredFiles, os.ReadFile)
 		for _, f := range pkg.Syntax {
-			wide[l.filePath(pkg, f)] = pkg.Types // the last is the widest
+			path := l.filePath(pkg, f)
+			wide[path] = pkg.Types // the last is the widest
+			if elsewhere[path] == nil {
+				elsewhere[path] = nameSet{}
+			}
+			maps.Copy(elsewhere[path], names)
 		}
 	}
 	for _, pkg := range pkgs {
@@ -215,7 +279,8 @@ func (l *loaded) sourceFiles() []sourceFile {
 			}
 			seen[path] = true
 			files = append(files, sourceFile{path: path, fset: l.fset, src: src, ast: f,
-				types: pkg.Types, info: pkg.TypesInfo, wide: wide[path]})
+				types: pkg.Types, info: pkg.TypesInfo, wide: wide[path],
+				elsewhere: elsewhere[path]})
 		}
 	}
 	slices.SortFunc(files, func(a, b sourceFile) int { return strings.Compare(a.path, b.path) })

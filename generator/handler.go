@@ -8,6 +8,7 @@ import (
 	"go/scanner"
 	"go/token"
 	"go/types"
+	"maps"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -321,6 +322,7 @@ func takenNames(sf sourceFile, decl *ast.FuncDecl) nameSet {
 	for _, name := range sf.wide.Scope().Names() {
 		taken[name] = true
 	}
+	maps.Copy(taken, sf.elsewhere)
 	for _, imp := range sf.ast.Imports {
 		if imp.Name != nil {
 			taken[imp.Name.Name] = true
