@@ -541,6 +541,12 @@ func defaultIdentity(sf sourceFile, h *Handler, errs *ErrorList) *types.Var {
 			return v
 		}
 	}
+	if hasInvalidType(h.sig) {
+		errs.Add(h.Directive.Pos, "%s: the types of its parameters did not load, so no ID() "+
+			"method can be found; check that the packages they come from compile and are in "+
+			"go.mod and go.sum (go build ./..., go mod tidy)", h.Display)
+		return nil
+	}
 	errs.Add(h.Directive.Pos, "%s has no receiver or parameter with a method ID() or Id() "+
 		"returning a string: say whose calls are counted with by=, e.g. by=s.ID()", h.Display)
 	return nil
@@ -755,11 +761,22 @@ func wideType(sf sourceFile, t types.Type) types.Type {
 	return out
 }
 
-// hasInvalidType reports whether a parameter of sig has a type that did not load, as when
-// its package is missing from go.sum.
+// hasInvalidType reports whether the receiver or a parameter of sig has a type that did not
+// load, as when its package is missing from go.sum or does not compile.
 func hasInvalidType(sig *types.Signature) bool {
+	vars := []*types.Var{}
+	if sig.Recv() != nil {
+		vars = append(vars, sig.Recv())
+	}
 	for i := range sig.Params().Len() {
-		if sig.Params().At(i).Type() == types.Typ[types.Invalid] {
+		vars = append(vars, sig.Params().At(i))
+	}
+	for _, v := range vars {
+		t := v.Type()
+		if ptr, ok := t.(*types.Pointer); ok {
+			t = ptr.Elem()
+		}
+		if t == types.Typ[types.Invalid] {
 			return true
 		}
 	}
