@@ -419,14 +419,21 @@ func checkIdentityExpr(sf sourceFile, h *Handler, errs *ErrorList) *types.Var {
 			return nil
 		}
 	}
-	var result *types.Var
+	// root is the first parameter or receiver the expression uses: the one on=disconnect
+	// looks at first. A result has no value yet when the wrapper runs.
+	var root, result *types.Var
 	ast.Inspect(expr, func(n ast.Node) bool {
-		if id, ok := n.(*ast.Ident); ok && result == nil {
-			if v, ok := info.Uses[id].(*types.Var); ok && isResult(h.sig, v) {
-				result = v
+		if id, ok := n.(*ast.Ident); ok {
+			if v, ok := info.Uses[id].(*types.Var); ok {
+				switch {
+				case isResult(h.sig, v) && result == nil:
+					result = v
+				case isParamOrReceiver(h.sig, v) && root == nil:
+					root = v
+				}
 			}
 		}
-		return result == nil
+		return true
 	})
 	if result != nil {
 		errs.Add(d.ByPos, "by=%s uses the result %s, which has no value before the handler "+
@@ -441,16 +448,6 @@ func checkIdentityExpr(sf sourceFile, h *Handler, errs *ErrorList) *types.Var {
 		return nil
 	}
 	h.plan.identity = identity{expr: expr, info: info, src: []byte(d.By), convert: convert}
-
-	var root *types.Var
-	ast.Inspect(expr, func(n ast.Node) bool {
-		if id, ok := n.(*ast.Ident); ok && root == nil {
-			if v, ok := info.Uses[id].(*types.Var); ok && isParamOrReceiver(h.sig, v) {
-				root = v
-			}
-		}
-		return root == nil
-	})
 	return root
 }
 
