@@ -252,9 +252,13 @@ func TestFaults(t *testing.T) {
 			}
 			n := checkTTLs(t, admin, time.Minute)
 
+			// Stopping and pausing Redis are two outages; a loaded machine may add one where
+			// Redis, or this process, was slower than the deadline, and that is an outage
+			// too. What must hold is one warning and one recovery logged for each.
 			st = lim.Stats()
-			if st.StoreDown || st.Outages != 2 {
-				t.Errorf("at the end: %+v, want the store up after 2 outages", st)
+			if st.StoreDown || st.Outages < 2 || st.Outages > 4 {
+				t.Errorf("at the end: %+v, want the store up after 2 outages (up to 4 on a "+
+					"loaded machine)", st)
 			}
 			if st.Allowed+st.Denied < 1000 {
 				t.Errorf("Stats count %d decisions, want the load's too: %+v",
@@ -271,11 +275,13 @@ func TestFaults(t *testing.T) {
 				}
 			}
 			text := logs.String()
-			if c := strings.Count(text, "store failed"); c != 2 {
-				t.Errorf("%d outages logged, want 2 (stop, pause):\n%s", c, text)
+			if c := strings.Count(text, "store failed"); uint64(c) != st.Outages {
+				t.Errorf("%d outages logged, want one per outage (%d):\n%s", c, st.Outages,
+					text)
 			}
-			if c := strings.Count(text, "store answers again"); c != 2 {
-				t.Errorf("%d recoveries logged, want 2:\n%s", c, text)
+			if c := strings.Count(text, "store answers again"); uint64(c) != st.Outages {
+				t.Errorf("%d recoveries logged, want one per outage (%d):\n%s", c,
+					st.Outages, text)
 			}
 			if !strings.Contains(text, "policy="+policy.String()) {
 				t.Errorf("the outage log does not name the policy:\n%s", text)

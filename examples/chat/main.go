@@ -66,18 +66,16 @@ func run() error {
 
 	io := socket.NewServer(nil, nil)
 	hub := newHub(200)
-	err = io.On("connection", func(args ...any) {
-		sock, ok := args[0].(*socket.Socket)
-		if !ok {
-			return
-		}
+	// The handlers are registered in a middleware, which runs before the server tells the
+	// client it is connected. A "connection" handler runs only after that, concurrently
+	// with the client's first packets: an event sent at once could arrive before its
+	// handler exists, and be dropped.
+	io.Use(func(sock *socket.Socket, next func(*socket.ExtendedError)) {
 		c := newClient(sock, hub, log)
 		c.register(lim)
 		c.log.Info("client connected")
+		next(nil)
 	})
-	if err != nil {
-		return fmt.Errorf("register connection handler: %w", err)
-	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", io.ServeHandler(nil))
