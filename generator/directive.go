@@ -146,6 +146,11 @@ func ParseDirective(text string, pos token.Position, errs *ErrorList) Directive 
 		}
 
 		argStart := offset
+		if strings.HasPrefix(rest, "//") {
+			errs.Add(at(argStart), "a directive line cannot end in a comment: put %q on a "+
+				"line of its own", rest)
+			break
+		}
 		name, value, quoted, valueOffset, n, err := nextArgument(rest)
 		rest = rest[n:]
 		offset += n

@@ -9,7 +9,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
-//go:generate go run github.com/limitgen/limitgen/cmd/limitgen
+//go:generate go tool limitgen
 
 // Client is one Socket.IO connection. Its methods are the event handlers; the ones
 // annotated with //limit:socketio get a rate-limited variant in client_limited.go.
