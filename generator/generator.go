@@ -92,7 +92,9 @@ func ruleWords(d Directive) string {
 }
 
 // Generate loads the packages matching patterns, finds and checks every annotated handler
-// and renders the files to write. It writes nothing; see Plan.Apply.
+// and renders the files to write. It writes nothing; see Plan.Apply. When the code has
+// problems, the error is an ErrorList of them and the plan, if not nil, holds only the
+// Bypasses found among the handlers that passed their checks.
 func Generate(cfg Config, patterns ...string) (*Plan, error) {
 	if len(patterns) == 0 {
 		patterns = []string{"."}
@@ -106,7 +108,7 @@ func Generate(cfg Config, patterns ...string) (*Plan, error) {
 		return nil, err
 	}
 	if err := problems.Err(); err != nil {
-		return nil, err
+		return plan, err
 	}
 	return plan, nil
 }
@@ -143,7 +145,7 @@ func CheckPackage(fset *token.FileSet, files []*ast.File, ignored []string, pkg 
 // planFiles finds and checks the handlers of sources and renders their generated files, and
 // finds stale ones in the directories of sources and in dirs (those of packages whose only
 // Go files may be stale generated ones). Problems in the user's code come back as an
-// ErrorList, and then the plan is nil.
+// ErrorList, and then the plan holds only the Bypasses.
 func planFiles(sources []sourceFile, dirs []string) (*Plan, ErrorList, error) {
 	var problems ErrorList
 	var handlers []*Handler
@@ -151,11 +153,12 @@ func planFiles(sources []sourceFile, dirs []string) (*Plan, ErrorList, error) {
 		handlers = append(handlers, findHandlers(sf, &problems)...)
 	}
 	checkPools(handlers, &problems)
+	bypasses := findBypasses(sources, handlers)
 	if len(problems) > 0 {
-		return nil, problems, nil
+		return &Plan{Bypasses: bypasses}, problems, nil
 	}
 
-	plan := &Plan{Handlers: handlers, Bypasses: findBypasses(sources, handlers)}
+	plan := &Plan{Handlers: handlers, Bypasses: bypasses}
 	byFile := map[string][]*Handler{}
 	for _, h := range handlers {
 		byFile[h.File] = append(byFile[h.File], h)

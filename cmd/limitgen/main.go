@@ -62,6 +62,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.BuildFlags = []string{"-tags=" + *tags}
 	}
 	plan, err := generator.Generate(cfg, flags.Args()...)
+	var problems generator.ErrorList
+	if err != nil && plan != nil && errors.As(err, &problems) {
+		// Uses of handlers without their limit are reported with the other problems.
+		if *strict {
+			report(stderr, append(problems, plan.Bypasses...).Err())
+		} else {
+			warn(stderr, plan.Bypasses)
+			report(stderr, err)
+		}
+		return 1
+	}
 	if err != nil {
 		report(stderr, err)
 		return 1
@@ -71,9 +82,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			report(stderr, plan.Bypasses)
 			return 1
 		}
-		for _, e := range plan.Bypasses {
-			fmt.Fprintf(stderr, "warning: %s\n", relative(e.Error()))
-		}
+		warn(stderr, plan.Bypasses)
 	}
 	if *verbose {
 		for _, h := range plan.Handlers {
@@ -110,6 +119,13 @@ func runCheck(plan *generator.Plan, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "limitgen: %s, %s up to date\n", count(len(plan.Handlers), "handler"),
 		count(len(plan.Files), "file"))
 	return 0
+}
+
+// warn prints each use of a handler without its limit as a warning.
+func warn(w io.Writer, bypasses generator.ErrorList) {
+	for _, e := range bypasses {
+		fmt.Fprintf(w, "warning: %s\n", relative(e.Error()))
+	}
 }
 
 // report prints each problem on its own line, with paths relative to the current directory.
