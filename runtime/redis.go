@@ -134,7 +134,8 @@ for r = 1, #KEYS do
     if v then debt, at = tonumber(v[1]) or 0, tonumber(v[2]) or 0 end
     -- A debt stamped later than now (before the clock stepped back) is dropped.
     local elapsed = now - at
-    if elapsed >= w or elapsed < 0 then debt = 0 else debt = math.max(debt - elapsed * allowance, 0) end
+    if elapsed >= w or elapsed < 0 then debt = 0
+    else debt = math.max(debt - elapsed * allowance, 0) end
     debt = math.min(debt, w * allowance)
     local after, full = debt + cost * w, w * allowance
     ok = after <= full
@@ -240,10 +241,10 @@ return out
 // fixedScript and gcraScript are decideScript's take under one fixed-window or one GCRA
 // rule, the common call, written out for that case alone: fewer Lua steps, and a fixed
 // window that is not new rewrites only its count (and renews its TTL to the window's end,
-// so a key someone made persistent gets one back). They decide exactly as decideScript does, on the same keys; the conformance
-// tables run every one-rule take through them. ARGV is the time in ms or "" for Redis's
-// TIME, then window ms, allowance and cost; the reply is {allowed, remaining, retry ms,
-// reset ms}.
+// so a key someone made persistent gets one back). They decide exactly as decideScript
+// does, on the same keys; the conformance tables run every one-rule take through them.
+// ARGV is the time in ms or "" for Redis's TIME, then window ms, allowance and cost; the
+// reply is {allowed, remaining, retry ms, reset ms}.
 var fixedScript = redis.NewScript(luaPrelude + `
 local k = KEYS[1]
 local w, allowance, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -278,7 +279,8 @@ local debt, at = 0, 0
 local v = redis.pcall('HMGET', k, 'd', 't')
 if v.err then redis.call('DEL', k) else debt, at = tonumber(v[1]) or 0, tonumber(v[2]) or 0 end
 local elapsed = now - at
-if elapsed >= w or elapsed < 0 then debt = 0 else debt = math.max(debt - elapsed * allowance, 0) end
+if elapsed >= w or elapsed < 0 then debt = 0
+else debt = math.max(debt - elapsed * allowance, 0) end
 debt = math.min(debt, w * allowance)
 local after, full = debt + cost * w, w * allowance
 if after > full then

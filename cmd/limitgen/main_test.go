@@ -79,9 +79,9 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// prepareModules readies the modules an archive brings, if it brings any: $LIMITGEN_ROOT in a go.mod names
-// this repository, and each module gets this repository's go.sum so that the go command
-// works offline.
+// prepareModules readies the modules an archive brings, if it brings any: $LIMITGEN_ROOT in a
+// go.mod names this repository, and each module gets this repository's go.sum so that the
+// go command works offline.
 func prepareModules(dir, root string, goSum []byte) (found bool, err error) {
 	err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.Name() != "go.mod" {
