@@ -12,12 +12,7 @@ func (l *Limiter) Peek(ctx context.Context, rule *Rule, identity string) (Decisi
 	if err := rule.Validate(); err != nil {
 		return Decision{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
-	if l.direct {
-		return l.store.Peek(ctx, rule, identity)
-	}
-	return onTime(ctx, l.timeout, func(ctx context.Context) (Decision, error) {
+	return withDeadline(ctx, l, func(ctx context.Context) (Decision, error) {
 		return l.store.Peek(ctx, rule, identity)
 	})
 }
@@ -35,21 +30,26 @@ func (l *Limiter) Reset(ctx context.Context, pool, identity string) error {
 	if l.fallback != nil {
 		l.fallback.Reset(ctx, pool, identity)
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
-	defer cancel()
-	reset := func(ctx context.Context) (struct{}, error) {
+	_, err := withDeadline(ctx, l, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, l.store.Reset(ctx, pool, identity)
-	}
-	var err error
-	if l.direct {
-		_, err = reset(ctx)
-	} else {
-		_, err = onTime(ctx, l.timeout, reset)
-	}
+	})
 	if err != nil {
 		return err
 	}
 	// A call that was being denied while the store reset may have put a denial back.
 	l.denials.forget(pool, identity)
 	return nil
+}
+
+// withDeadline runs f, an admin call to the store, with the limiter's deadline: directly
+// when the store ends its calls at their deadline, else on a goroutine of its own (see
+// onTime). Take has its own path, ask, which allocates no closure.
+func withDeadline[T any](ctx context.Context, l *Limiter,
+	f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	if l.direct {
+		return f(ctx)
+	}
+	return onTime(ctx, l.timeout, f)
 }
