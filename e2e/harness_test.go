@@ -236,6 +236,7 @@ type Plan struct {
 	Transports       []string `json:"transports,omitempty"`
 	Emits            []Emit   `json:"emits"`
 	AckTimeoutMs     int      `json:"ackTimeoutMs,omitempty"`
+	WaitFor          string   `json:"waitFor,omitempty"` // an event to wait for first
 	WaitDisconnectMs int      `json:"waitDisconnectMs,omitempty"`
 }
 
@@ -269,9 +270,11 @@ type Result struct {
 	DisconnectReason string  `json:"disconnectReason"`
 }
 
-// drive runs one socket.io-client 4.x client through plan and returns what it got.
+// drive runs one socket.io-client 4.x client through plan against the chat example, which
+// says "welcome" when it is ready for events, and returns what it got.
 func drive(t *testing.T, plan Plan) Result {
 	t.Helper()
+	plan.WaitFor = "welcome"
 	return driveWith(t, "client", plan)
 }
 

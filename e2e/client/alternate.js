@@ -43,7 +43,7 @@ function connect(url) {
       reconnection: false,
       timeout: 5000,
     });
-    socket.once("connect", () => resolve(socket));
+    socket.once("welcome", () => resolve(socket)); // the server is ready for events
     socket.once("connect_error", (err) => reject(new Error(`${url}: ${err.message}`)));
   });
 }

@@ -49,7 +49,8 @@ async function flood(n, from) {
   return answers;
 }
 
-socket.on("connect", async () => {
+// The server says "welcome" once it can take events (see examples/chat/main.go).
+socket.once("welcome", async () => {
   try {
     console.log(`connected to ${url} as user "demo"; sending 7 chat messages at once`);
     const answers = await flood(7, 1);

@@ -10,6 +10,7 @@
 //   emits: [{event: "chat", data: {text: "hi"}, ack: true}, ...],
 //                                       // sent back to back, without waiting for acks
 //   ackTimeoutMs: 3000,                 // how long each ack may take (default 3000)
+//   waitFor: "welcome",                 // emit only once the server sent this event
 //   waitDisconnectMs: 0                 // > 0: then wait this long for the server to
 //                                       // disconnect the client
 // }

@@ -13,8 +13,10 @@ function readPlan(script) {
   return plan;
 }
 
-// run sends plan's emits on socket once it connects, waits for their acks (and, if asked,
-// for the server to disconnect the client), prints the result and closes the socket.
+// run sends plan's emits on socket once it connects (and, if plan.waitFor names an event,
+// once the server sent it: the chat example says "welcome" when it can take events), waits
+// for their acks (and, if asked, for the server to disconnect the client), prints the
+// result and closes the socket.
 function run(plan, socket) {
   const ackTimeoutMs = plan.ackTimeoutMs || 3000;
   const hardLimitMs = 5000 + ackTimeoutMs + (plan.waitDisconnectMs || 0);
@@ -46,7 +48,15 @@ function run(plan, socket) {
       });
     });
 
-  socket.on("connect", async () => {
+  const ready = new Promise((resolve) => {
+    if (plan.waitFor) {
+      socket.once(plan.waitFor, () => resolve());
+    } else {
+      socket.once("connect", () => resolve());
+    }
+  });
+
+  ready.then(async () => {
     const pending = [];
     for (const e of plan.emits || []) {
       const args = e.data === undefined ? [] : [e.data];

@@ -67,15 +67,27 @@ func run() error {
 	io := socket.NewServer(nil, nil)
 	hub := newHub(200)
 	// The handlers are registered in a middleware, which runs before the server tells the
-	// client it is connected. A "connection" handler runs only after that, concurrently
-	// with the client's first packets: an event sent at once could arrive before its
-	// handler exists, and be dropped.
+	// client it is connected; a "connection" handler runs only after that, concurrently
+	// with the client's first packets. Even so, the server library (v3.0.6) tells the
+	// client it is connected an instant before it can route the client's packets, and
+	// closes a connection whose event arrives in that instant. So the server says
+	// "welcome" once it is ready, and clients wait for it before they emit.
 	io.Use(func(sock *socket.Socket, next func(*socket.ExtendedError)) {
 		c := newClient(sock, hub, log)
 		c.register(lim)
 		c.log.Info("client connected")
 		next(nil)
 	})
+	err = io.On("connection", func(args ...any) {
+		if sock, ok := args[0].(*socket.Socket); ok {
+			if err := sock.Emit("welcome", map[string]any{"socket": string(sock.Id())}); err != nil {
+				log.Error("send welcome", "err", err)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("register the connection handler: %w", err)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", io.ServeHandler(nil))
