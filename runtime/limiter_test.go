@@ -100,14 +100,7 @@ func testHungRedis(t *testing.T, server *redistest.Server, newLimiter func(...Op
 	}
 
 	server.Resume()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), "store answers again") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no recovery logged within 5s of Redis resuming:\n%s", logs.String())
-		}
-		lim.Allow(rule, "hank")
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitForRecoveryLog(t, &logs, func() { lim.Allow(rule, "hank") })
 	if n := strings.Count(logs.String(), "store failed"); n != 1 {
 		t.Errorf("outage logged %d times, want once:\n%s", n, logs.String())
 	}

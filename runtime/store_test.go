@@ -251,14 +251,7 @@ func TestLimiterDecidesLocallyWhileRedisIsDown(t *testing.T) {
 	}
 
 	server.Restart()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), "store answers again") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no recovery logged within 5s of Redis answering:\n%s", logs.String())
-		}
-		lim.Allow(rule, "erin")
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitForRecoveryLog(t, &logs, func() { lim.Allow(rule, "erin") })
 
 	text := logs.String()
 	if n := strings.Count(text, "store failed"); n != 1 {
@@ -398,5 +391,20 @@ func BenchmarkLimiterAllowRedis(b *testing.B) {
 				lim.Allow(rule, "alice")
 			}
 		})
+	}
+}
+
+// waitForRecoveryLog makes calls until logs say the store answers again, and fails t if that
+// takes more than 5s.
+func waitForRecoveryLog(t *testing.T, logs *logBuffer, call func()) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "store answers again") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery logged within 5s of Redis answering again:\n%s",
+				logs.String())
+		}
+		call()
+		time.Sleep(10 * time.Millisecond)
 	}
 }
