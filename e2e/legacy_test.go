@@ -34,7 +34,7 @@ func TestLegacy(t *testing.T) {
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
-			url := startExample(t, "legacy")
+			url := startExample(t, "legacy", nil)
 			sc.run(t, url, fmt.Sprintf("%s-%d", sc.name, time.Now().UnixNano()))
 		})
 	}
@@ -42,7 +42,8 @@ func TestLegacy(t *testing.T) {
 	t.Run("SharedAcrossInstancesInRedis", func(t *testing.T) {
 		t.Parallel()
 		env := []string{"REDIS_URL=" + redistest.Start(t).URL()}
-		a, b := startExample(t, "legacy", env...), startExample(t, "legacy", env...)
+		a := startExample(t, "legacy", env, countingArgs(env)...)
+		b := startExample(t, "legacy", env, countingArgs(env)...)
 		user := fmt.Sprintf("instances-%d", time.Now().UnixNano())
 		res := driveWith(t, "client-v2", Plan{URL: a, User: user, Emits: chatEmits(2, user)})
 		checkBurst(t, user+" on A", res.Acks, 2, legacyChatWindow)

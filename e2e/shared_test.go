@@ -88,7 +88,9 @@ func TestChatRedisAlternating(t *testing.T) {
 	t.Parallel()
 	redis := redistest.Start(t)
 	env := []string{"REDIS_URL=" + redis.URL()}
-	servers := []string{startChat(t, env...), startChat(t, env...)}
+	// The default 50ms deadline: the outage below must be detected quickly, and each probe
+	// of the dead Redis must not hold a call for long.
+	servers := []string{startExample(t, "chat", env), startExample(t, "chat", env)}
 	stamp := time.Now().Format("150405.000000000")
 	run := func(phase string, count int) (string, []AltReply) {
 		user := fmt.Sprintf("alternating-%s-%s", phase, stamp)

@@ -19,7 +19,7 @@ import (
 // bound is about blocking, not speed: a call that waited for a dead or frozen Redis would
 // take seconds (the client's read timeout), not tens of milliseconds.
 const (
-	faultTimeout = 50 * time.Millisecond
+	faultTimeout = 100 * time.Millisecond
 	faultMargin  = 250 * time.Millisecond
 	// recoveryBound is how soon after Redis answers again decisions must be the store's:
 	// the limiter asks again within its longest backoff (250ms), but once go-redis's pool

@@ -4,7 +4,7 @@
 //
 // Usage:
 //
-//	chat [-addr 127.0.0.1:3000] [-addr-file PATH] [-debug]
+//	chat [-addr 127.0.0.1:3000] [-addr-file PATH] [-debug] [-timeout 50ms]
 //
 // It counts in memory, or in Redis when REDIS_URL is set, so that several instances share
 // one limit. Once it accepts connections it prints "listening on HOST:PORT" to stdout; it
@@ -40,6 +40,8 @@ func run() error {
 		"TCP `address` to listen on; port 0 picks a free one")
 	addrFile := flag.String("addr-file", "", "write the address listened on to this `file`")
 	debug := flag.Bool("debug", false, "log every denied call")
+	timeout := flag.Duration("timeout", 50*time.Millisecond,
+		"how long a decision may wait for Redis before the failure policy makes it")
 	flag.Parse()
 
 	level := slog.LevelInfo
@@ -49,7 +51,7 @@ func run() error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
-	lim, err := runtime.FromEnv(runtime.WithLogger(log))
+	lim, err := runtime.FromEnv(runtime.WithLogger(log), runtime.WithTimeout(*timeout))
 	if err != nil {
 		return fmt.Errorf("set up limiter: %w", err)
 	}

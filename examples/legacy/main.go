@@ -6,7 +6,7 @@
 //
 // Usage:
 //
-//	legacy [-addr 127.0.0.1:3000] [-debug]
+//	legacy [-addr 127.0.0.1:3000] [-debug] [-timeout 50ms]
 //
 // It counts in memory, or in Redis when REDIS_URL is set. Once it accepts connections it
 // prints "listening on HOST:PORT" to stdout; it logs to stderr and stops cleanly on SIGINT
@@ -41,6 +41,8 @@ func run() error {
 	addr := flag.String("addr", "127.0.0.1:3000",
 		"TCP `address` to listen on; port 0 picks a free one")
 	debug := flag.Bool("debug", false, "log every denied call")
+	timeout := flag.Duration("timeout", 50*time.Millisecond,
+		"how long a decision may wait for Redis before the failure policy makes it")
 	flag.Parse()
 
 	level := slog.LevelInfo
@@ -49,7 +51,7 @@ func run() error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	lim, err := runtime.FromEnv(runtime.WithLogger(log))
+	lim, err := runtime.FromEnv(runtime.WithLogger(log), runtime.WithTimeout(*timeout))
 	if err != nil {
 		return fmt.Errorf("set up the limiter (check REDIS_URL): %w", err)
 	}
