@@ -71,5 +71,6 @@ function connect(url) {
   }
   for (const s of sockets) s.disconnect();
   clearTimeout(hardLimit);
-  process.stdout.write(JSON.stringify({ acks }) + "\n");
+  // Exit once the line is written, whatever the transports still hold open.
+  process.stdout.write(JSON.stringify({ acks }) + "\n", () => process.exit(0));
 })();

@@ -80,7 +80,9 @@ function run(plan, socket) {
     const result = { id: socket.id || null, acks, disconnectReason };
     socket.disconnect();
     clearTimeout(hardLimit);
-    process.stdout.write(JSON.stringify(result) + "\n");
+    // Exit once the line is written: a polling transport the server dropped may keep a
+    // request open that would hold the process until the test gives up on it.
+    process.stdout.write(JSON.stringify(result) + "\n", () => process.exit(0));
   });
 }
 
